@@ -1,0 +1,103 @@
+//! `App`: everything a site's components share, built once in `Site::build`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+
+use crate::RunMode;
+use crate::config::{ConfigLayers, SystemConfig};
+use crate::engine::backpressure::BackPressure;
+use crate::engine::completer::CompleterHandle;
+use crate::failpoints::Failpoints;
+use crate::health::Health;
+use crate::store::Store;
+use crate::worker::registry::WorkerRegistry;
+
+/// Wake-ups between components; each has a poll fallback, so a lost one costs latency only.
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    /// Free worker capacity or new pending tasks: the assigner should look again.
+    pub assigner: Arc<Notify>,
+    /// New progress records: the pipeliner should look again.
+    pub pipeliner: Arc<Notify>,
+    /// Tasks reached terminal states: a job may be finished.
+    pub finisher: Arc<Notify>,
+    /// Set when jobs were created, cancelled or finished: re-read the active jobs.
+    pub jobs_changed: AtomicBool,
+    /// Set when tasks became pending: ask the database even for jobs that had none.
+    pub tasks_available: AtomicBool,
+}
+
+impl Wakeups {
+    /// Says new pending tasks exist and wakes the assigner.
+    pub fn tasks_added(&self) {
+        self.tasks_available.store(true, Ordering::Release);
+        self.assigner.notify_one();
+    }
+
+    /// Says the set of active jobs changed and wakes the assigner.
+    pub fn jobs_changed(&self) {
+        self.jobs_changed.store(true, Ordering::Release);
+        self.tasks_available.store(true, Ordering::Release);
+        self.assigner.notify_one();
+    }
+
+    pub fn take_jobs_changed(&self) -> bool {
+        self.jobs_changed.swap(false, Ordering::AcqRel)
+    }
+
+    pub fn take_tasks_available(&self) -> bool {
+        self.tasks_available.swap(false, Ordering::AcqRel)
+    }
+}
+
+pub struct App {
+    /// The site's persistent state; the only source of truth.
+    pub store: Arc<dyn Store>,
+    /// Current configuration; the config reloader swaps in live changes.
+    pub config: ArcSwap<SystemConfig>,
+    /// The file/environment/flag layers, kept to re-finalize on reload.
+    pub layers: ConfigLayers,
+    /// Which parts this process runs.
+    pub mode: RunMode,
+    /// `/health` component states.
+    pub health: Health,
+    /// In-process workers and their current tasks (`/workers`).
+    pub workers: WorkerRegistry,
+    /// CPU sampling and the back-pressure switch.
+    pub backpressure: BackPressure,
+    /// Wake-ups between loops.
+    pub wake: Wakeups,
+    /// Group commit of task completions.
+    pub completer: CompleterHandle,
+    /// Tasks leased by this node and not yet reported (claimed, queued or running).
+    pub in_flight: AtomicUsize,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// Test failpoints; empty in production.
+    pub failpoints: Failpoints,
+    /// Unique per process start; prefixes worker ids so that a restarted process never
+    /// inherits the leases of the one before.
+    pub incarnation: String,
+    /// Process start, for uptime.
+    pub started: Instant,
+    /// True once the API listens and until shutdown begins.
+    pub ready: AtomicBool,
+    /// True once shutdown begins: no new tasks are handed out.
+    pub draining: AtomicBool,
+}
+
+impl App {
+    /// The current configuration.
+    pub fn cfg(&self) -> Arc<SystemConfig> {
+        self.config.load_full()
+    }
+
+    pub fn node_id(&self) -> String {
+        self.config.load().node.id.clone()
+    }
+}

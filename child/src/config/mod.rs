@@ -1,0 +1,221 @@
+//! The site's typed configuration (SPEC §6): every parameter with its exact name and
+//! default, the layers it is read from, and the checks that stop a bad start-up.
+
+mod data_sources;
+pub mod load;
+mod secret;
+mod validate;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use data_sources::{DataSourceConfig, FilesystemSource, SyntheticSource};
+pub use load::{ConfigLayers, LIVE_KEYS, SystemParameter, finalize};
+pub use meridian_shared::config::ConfigError;
+pub use meridian_shared::telemetry::LogFormat;
+pub use secret::SecretString;
+
+/// How the site process is deployed; changes resource logic (SPEC §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeploymentModel {
+    #[serde(rename = "EKS")]
+    Eks,
+    #[serde(rename = "SINGLE_PROCESS")]
+    SingleProcess,
+}
+
+/// How free workers are shared between active jobs (`orchestrator.fair_sharing_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FairSharingPolicy {
+    /// Free workers go to active jobs in turn, one task each.
+    #[serde(rename = "ROUND")]
+    Round,
+    /// Free workers go to active jobs in proportion to their priority (smooth
+    /// weighted round-robin), so every job with a weight gets a share.
+    #[serde(rename = "WEIGHTED")]
+    Weighted,
+}
+
+/// The whole site configuration after `finalize()`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemConfig {
+    pub orchestrator: OrchestratorConfig,
+    pub worker: WorkerConfig,
+    pub job: JobConfig,
+    pub connector: ConnectorConfig,
+    pub node: NodeConfig,
+    pub site: SiteConfig,
+    pub api: ApiConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub data_sources: Vec<DataSourceConfig>,
+}
+
+/// `orchestrator.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    pub deployment_model: DeploymentModel,
+    pub long_poll_timeout_seconds: u64,
+    pub reaper_interval_seconds: u64,
+    pub task_cache_size: u32,
+    pub fair_sharing_policy: FairSharingPolicy,
+    /// A running task with no progress report for this long is flagged stalled.
+    pub stalled_task_seconds: u64,
+    /// How often `system_parameters` is re-read for live changes.
+    pub config_reload_interval_seconds: u64,
+    /// How long SIGTERM waits for running tasks before handing them back.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `worker.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    pub in_process_thread_count: u32,
+    pub task_timeout_seconds: u64,
+    pub heartbeat_interval_seconds: u64,
+    pub max_retries: u32,
+    pub process_memory_limit_mb: u64,
+    pub global_cpu_threshold_percent: u32,
+    /// First retry delay; doubles per attempt, with jitter.
+    pub retry_backoff_base_milliseconds: u64,
+    /// Ceiling of the retry delay.
+    pub retry_backoff_max_seconds: u64,
+}
+
+/// `job.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    pub failure_threshold_percent: f64,
+}
+
+/// `connector.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub discovery_batch_write_size: u32,
+    pub easyocr_support_enabled: bool,
+    pub get_table_or_images_enabled: bool,
+}
+
+/// `node.*`: this process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Names this node's `system_parameters` rows and prefixes its worker ids.
+    pub id: String,
+    /// Holds the embedded SQLite database when `database.url` is empty.
+    pub data_dir: PathBuf,
+}
+
+/// `site.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// `[a-z0-9-]{1,63}`, e.g. `london`.
+    pub name: String,
+}
+
+/// `api.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the site API listens on; port 0 picks a free port.
+    pub listen: String,
+    /// Larger request bodies are refused with 413.
+    pub max_body_bytes: u64,
+}
+
+/// `database.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` for PostgreSQL, `sqlite://PATH` or `sqlite::memory:`; empty means
+    /// the embedded SQLite file `site.db` in `node.data_dir`.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+/// `log.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `meridian_child=debug`.
+    pub level: String,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            orchestrator: OrchestratorConfig {
+                deployment_model: DeploymentModel::Eks,
+                long_poll_timeout_seconds: 30,
+                reaper_interval_seconds: 120,
+                task_cache_size: 100,
+                fair_sharing_policy: FairSharingPolicy::Round,
+                stalled_task_seconds: 300,
+                config_reload_interval_seconds: 15,
+                shutdown_grace_seconds: 30,
+            },
+            worker: WorkerConfig {
+                in_process_thread_count: 8,
+                task_timeout_seconds: 600,
+                heartbeat_interval_seconds: 60,
+                max_retries: 3,
+                process_memory_limit_mb: 4096,
+                global_cpu_threshold_percent: 90,
+                retry_backoff_base_milliseconds: 1000,
+                retry_backoff_max_seconds: 300,
+            },
+            job: JobConfig {
+                failure_threshold_percent: 10.0,
+            },
+            connector: ConnectorConfig {
+                discovery_batch_write_size: 1000,
+                easyocr_support_enabled: true,
+                get_table_or_images_enabled: true,
+            },
+            node: NodeConfig {
+                id: "node-1".into(),
+                data_dir: PathBuf::from(".data"),
+            },
+            site: SiteConfig {
+                name: "local".into(),
+            },
+            api: ApiConfig {
+                listen: "127.0.0.1:8080".into(),
+                max_body_bytes: 1024 * 1024,
+            },
+            database: DatabaseConfig {
+                url: SecretString::default(),
+                max_connections: 4,
+            },
+            log: LogConfig {
+                format: LogFormat::Text,
+                level: "info".into(),
+            },
+            data_sources: Vec::new(),
+        }
+    }
+}
+
+impl SystemConfig {
+    /// The database URL to connect to, resolving the embedded default.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose();
+        if url.is_empty() {
+            format!("sqlite://{}", self.node.data_dir.join("site.db").display())
+        } else {
+            url.to_owned()
+        }
+    }
+
+    pub fn data_source(&self, id: &str) -> Option<&DataSourceConfig> {
+        self.data_sources.iter().find(|d| d.id() == id)
+    }
+}

@@ -1,0 +1,207 @@
+//! The assigner (single-process mode): keeps up to `orchestrator.task_cache_size`
+//! pending task ids per active job in memory, lets the fair-sharing policy choose
+//! which jobs get the free worker slots, leases the chosen tasks in one statement and
+//! puts their work packets on the in-memory queue the workers read.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use meridian_shared::states::Phase;
+use meridian_shared::time::rfc3339_from_millis;
+use meridian_shared::wire::{JobOptions, WorkPacket};
+use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::engine::policy::{Candidate, FairShare};
+use crate::health::component;
+use crate::store::{ClaimedTask, JobRow, LeaseSpec};
+use crate::supervisor::{BackgroundLoop, Tick};
+
+/// How long a job whose cache came back empty is left alone before asking again,
+/// unless a wake-up says new tasks exist.
+const EMPTY_RETRY: Duration = Duration::from_millis(250);
+
+/// How often the list of active jobs is re-read at most.
+const JOBS_REFRESH: Duration = Duration::from_millis(200);
+
+struct JobSlot {
+    row: JobRow,
+    options: JobOptions,
+    cache: VecDeque<i64>,
+    empty_since: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: Vec<JobSlot>,
+    refreshed: Option<Instant>,
+    fair: FairShare,
+}
+
+pub struct Assigner {
+    app: Arc<App>,
+    queue: async_channel::Sender<WorkPacket>,
+    /// Packets in flight at most: queued plus running plus awaiting commit.
+    window: usize,
+    state: Mutex<State>,
+}
+
+impl Assigner {
+    pub fn new(app: Arc<App>, queue: async_channel::Sender<WorkPacket>, window: usize) -> Self {
+        Assigner {
+            app,
+            queue,
+            window: window.max(1),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    async fn refresh_jobs(&self, st: &mut State) -> anyhow::Result<()> {
+        let fresh = st.refreshed.is_some_and(|t| t.elapsed() < JOBS_REFRESH);
+        if fresh && !self.app.wake.take_jobs_changed() {
+            return Ok(());
+        }
+        let rows = self.app.store.active_jobs().await?;
+        let mut old: HashMap<String, JobSlot> =
+            st.jobs.drain(..).map(|j| (j.row.id.clone(), j)).collect();
+        st.jobs = rows
+            .into_iter()
+            .filter(|r| r.state != "CANCELLING")
+            .map(|row| match old.remove(&row.id) {
+                Some(mut slot) => {
+                    slot.row = row;
+                    slot
+                }
+                None => JobSlot {
+                    options: serde_json::from_str(&row.options).unwrap_or_default(),
+                    row,
+                    cache: VecDeque::new(),
+                    empty_since: None,
+                },
+            })
+            .collect();
+        st.refreshed = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn refill(&self, st: &mut State) -> anyhow::Result<()> {
+        let new_tasks = self.app.wake.take_tasks_available();
+        let cache_size = i64::from(self.app.cfg().orchestrator.task_cache_size);
+        for slot in st.jobs.iter_mut().filter(|s| s.cache.is_empty()) {
+            if !new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY) {
+                continue;
+            }
+            let ids = self
+                .app
+                .store
+                .pending_task_ids(&slot.row.id, cache_size)
+                .await?;
+            slot.empty_since = if ids.is_empty() {
+                Some(Instant::now())
+            } else {
+                None
+            };
+            slot.cache.extend(ids);
+        }
+        Ok(())
+    }
+
+    fn packet(&self, task: ClaimedTask, slot: Option<&JobSlot>) -> WorkPacket {
+        let cfg = self.app.cfg();
+        let data_source = cfg
+            .data_source(&task.data_source_id)
+            .and_then(|d| serde_json::to_value(d).ok())
+            .unwrap_or(serde_json::Value::Null);
+        WorkPacket {
+            task_id: task.id,
+            lease_token: task.lease_token,
+            job_id: task.job_id,
+            phase: task.phase.parse().unwrap_or(Phase::Process),
+            attempt: task.attempts as u32,
+            data_source,
+            options: slot.map(|s| s.options.clone()).unwrap_or_default(),
+            payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
+            lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
+            heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundLoop for Assigner {
+    fn name(&self) -> &'static str {
+        component::ASSIGNER
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(250)
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.app.wake.assigner.clone())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        if self.app.draining.load(Ordering::Relaxed) || self.app.backpressure.active() {
+            return Ok(Tick::Idle);
+        }
+        let in_flight = self.app.in_flight.load(Ordering::Acquire);
+        let free = self.window.saturating_sub(in_flight);
+        if free == 0 {
+            return Ok(Tick::Idle);
+        }
+        let mut guard = self.state.lock().await;
+        let st = &mut *guard;
+        self.refresh_jobs(st).await?;
+        self.refill(st).await?;
+        let policy = self.app.cfg().orchestrator.fair_sharing_policy;
+        let mut candidates: Vec<Candidate<'_>> = st
+            .jobs
+            .iter_mut()
+            .map(|s| Candidate {
+                job_id: &s.row.id,
+                weight: s.row.priority,
+                cache: &mut s.cache,
+            })
+            .collect();
+        let picked = st.fair.pick(policy, &mut candidates, free);
+        drop(candidates);
+        if picked.is_empty() {
+            return Ok(Tick::Idle);
+        }
+        let cfg = self.app.cfg();
+        let lease = LeaseSpec {
+            worker_id: format!("{}/{}", cfg.node.id, self.app.incarnation),
+            node: cfg.node.id.clone(),
+            lease_ms: (cfg.worker.task_timeout_seconds * 1000) as i64,
+        };
+        let started = Instant::now();
+        self.app.in_flight.fetch_add(picked.len(), Ordering::AcqRel);
+        let claimed = match self.app.store.claim(&picked, &lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.app.in_flight.fetch_sub(picked.len(), Ordering::AcqRel);
+                return Err(e.into());
+            }
+        };
+        // Ids that were no longer pending (cancelled, taken) give their slots back.
+        self.app
+            .in_flight
+            .fetch_sub(picked.len() - claimed.len(), Ordering::AcqRel);
+        metrics::histogram!("meridian_claim_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("meridian_tasks_claimed_total").increment(claimed.len() as u64);
+        for task in claimed {
+            let slot = st.jobs.iter().find(|s| s.row.id == task.job_id);
+            let packet = self.packet(task, slot);
+            if self.queue.send(packet).await.is_err() {
+                // The pool is gone (shutdown): the lease goes back with the node's leases.
+                self.app.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        Ok(Tick::Worked)
+    }
+}

@@ -1,0 +1,48 @@
+//! The finisher: moves a job to `COMPLETED`, `FAILED` or `CANCELLED` once discovery
+//! is done, every task is terminal and no progress record waits for the pipeliner.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::app::App;
+use crate::health::component;
+use crate::supervisor::{BackgroundLoop, Tick};
+
+pub struct Finisher {
+    pub app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundLoop for Finisher {
+    fn name(&self) -> &'static str {
+        component::FINISHER
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.app.wake.finisher.clone())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        let threshold = self.app.cfg().job.failure_threshold_percent;
+        let finished = self.app.store.finish_jobs(threshold).await?;
+        for job in &finished {
+            metrics::counter!("meridian_jobs_finished_total", "state" => job.state.as_str())
+                .increment(1);
+            tracing::info!(job.id = %job.id, state = %job.state, "job {} finished: {}", job.id, job.state);
+        }
+        if !finished.is_empty() {
+            self.app.wake.jobs_changed();
+        }
+        // Completions arrive in bursts, each with a wake-up; pausing a moment lets one
+        // pass cover many and keeps this loop's writes off the hot path.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(Tick::Idle)
+    }
+}

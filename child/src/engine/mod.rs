@@ -1,0 +1,15 @@
+//! The engine (SPEC §5): assignment with fair sharing, leases and the reaper,
+//! retries, the pipeliner, job completion, cancellation, back-pressure and live
+//! configuration. Loops are `BackgroundLoop`s run by the supervisor; the functions in
+//! `jobs` and `reports` are what the API and the workers call.
+
+pub mod assigner;
+pub mod backpressure;
+pub mod completer;
+pub mod config_reload;
+pub mod finisher;
+pub mod jobs;
+pub mod pipeliner;
+pub mod policy;
+pub mod reaper;
+pub mod reports;

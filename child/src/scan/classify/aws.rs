@@ -1,0 +1,54 @@
+//! AWS access key ids: a four-letter type prefix and sixteen upper-case alphanumeric
+//! characters (`AKIA…` long-term, `ASIA…` temporary).
+
+use regex::Regex;
+
+use super::{Classifier, Match};
+use crate::scan::mask;
+
+pub const NAME: &str = "aws_access_key_id";
+
+pub struct AwsAccessKeyId {
+    re: Regex,
+}
+
+impl AwsAccessKeyId {
+    pub fn new() -> Self {
+        let re =
+            Regex::new(r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b")
+                .expect("static regex");
+        AwsAccessKeyId { re }
+    }
+}
+
+impl Classifier for AwsAccessKeyId {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn scan(&self, line: &str, out: &mut Vec<Match>) {
+        if !line.contains('A') {
+            return;
+        }
+        out.extend(self.re.find_iter(line).map(|m| Match {
+            masked: mask::aws_key_id(m.as_str()),
+            confidence: 0.95,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_key_ids_only() {
+        let mut out = Vec::new();
+        AwsAccessKeyId::new().scan(
+            "key=AKIAIOSFODNN7EXAMPLE other=AKIAshort XAKIAIOSFODNN7EXAMPLEX",
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].masked, "AKIA****************");
+    }
+}

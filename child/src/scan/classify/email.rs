@@ -1,0 +1,51 @@
+//! E-mail addresses.
+
+use regex::Regex;
+
+use super::{Classifier, Match};
+use crate::scan::mask;
+
+pub const NAME: &str = "email";
+
+pub struct Email {
+    re: Regex,
+}
+
+impl Email {
+    pub fn new() -> Self {
+        // Local part, @, dotted domain with a 2+ letter TLD. Deliberately plain: RFC
+        // 5322 allows far more, but those forms are rare in documents and noisy to match.
+        let re = Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b")
+            .expect("static regex");
+        Email { re }
+    }
+}
+
+impl Classifier for Email {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn scan(&self, line: &str, out: &mut Vec<Match>) {
+        if !line.contains('@') {
+            return;
+        }
+        out.extend(self.re.find_iter(line).map(|m| Match {
+            masked: mask::email(m.as_str()),
+            confidence: 0.9,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_addresses_not_handles() {
+        let mut out = Vec::new();
+        Email::new().scan("to: jane.doe@example.com, @handle, x@y", &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].masked, "j***@example.com");
+    }
+}

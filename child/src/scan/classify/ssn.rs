@@ -1,0 +1,67 @@
+//! US Social Security numbers in the `AAA-GG-SSSS` form, excluding numbers the SSA
+//! never issues: area 000, 666 or 900–999, group 00, serial 0000.
+
+use regex::Regex;
+
+use super::{Classifier, Match};
+use crate::scan::mask;
+
+pub const NAME: &str = "us_ssn";
+
+pub struct UsSsn {
+    re: Regex,
+}
+
+impl UsSsn {
+    pub fn new() -> Self {
+        let re = Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b").expect("static regex");
+        UsSsn { re }
+    }
+}
+
+fn issuable(area: u32, group: u32, serial: u32) -> bool {
+    area != 0 && area != 666 && area < 900 && group != 0 && serial != 0
+}
+
+impl Classifier for UsSsn {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn scan(&self, line: &str, out: &mut Vec<Match>) {
+        if !line.contains('-') {
+            return;
+        }
+        for c in self.re.captures_iter(line) {
+            let part = |i: usize| {
+                c.get(i)
+                    .and_then(|m| m.as_str().parse::<u32>().ok())
+                    .unwrap_or(0)
+            };
+            if issuable(part(1), part(2), part(3)) {
+                let whole = c.get(0).map(|m| m.as_str()).unwrap_or_default();
+                out.push(Match {
+                    masked: mask::ssn(whole),
+                    confidence: 0.8,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excludes_never_issued_numbers() {
+        let mut out = Vec::new();
+        let s = UsSsn::new();
+        s.scan(
+            "123-45-6789 000-12-3456 666-12-3456 912-34-5678 123-00-4567 123-45-0000",
+            &mut out,
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].masked, "***-**-6789");
+    }
+}

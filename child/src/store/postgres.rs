@@ -1,0 +1,676 @@
+//! The PostgreSQL store: production sites, and every replica of a distributed site.
+//! Claims, reaps and pipeline passes lock rows with `FOR UPDATE SKIP LOCKED` and
+//! re-check state in the same statement, so concurrent replicas never double-apply.
+//! Batches travel as one array or JSON parameter per statement.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use super::queries::{self, final_state};
+use super::*;
+
+/// The database clock in epoch milliseconds.
+macro_rules! now {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT"
+    };
+}
+
+/// Clears a task's lease columns.
+macro_rules! no_lease {
+    () => {
+        "lease_token = NULL, worker_id = NULL, lease_node = NULL, lease_expires_at = NULL"
+    };
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` and applies migrations (sqlx takes an advisory lock, so
+    /// replicas starting together migrate once).
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migrations: {e}")))?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Takes the next status version and stamps it on `jobs`. The counter row's lock
+    /// is held until commit, so versions are handed out in commit order and a delta
+    /// poll never skips a change. Must be the last writes of a transaction.
+    async fn bump(
+        tx: &mut Transaction<'_, Postgres>,
+        jobs: &[String],
+        start: bool,
+    ) -> StoreResult<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let version: i64 = sqlx::query_scalar(queries::BUMP_COUNTER)
+            .fetch_one(&mut **tx)
+            .await?;
+        let sql = if start {
+            concat!(
+                "UPDATE jobs SET status_version = $1, started_at = COALESCE(started_at, ",
+                now!(),
+                "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END WHERE id = ANY($2)"
+            )
+        } else {
+            "UPDATE jobs SET status_version = $1 WHERE id = ANY($2)"
+        };
+        sqlx::query(sql)
+            .bind(version)
+            .bind(jobs)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+fn distinct(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn parameters(&self, node_id: &str) -> StoreResult<Vec<SystemParameter>> {
+        let rows = sqlx::query(queries::PARAMETERS)
+            .bind(node_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SystemParameter {
+                scope: r.get(0),
+                key: r.get(1),
+                value: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn set_parameter(&self, scope: &str, key: &str, value: &str) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO system_parameters (scope, key, value, updated_at) VALUES ($1, $2, $3, ",
+            now!(),
+            ") ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        ))
+        .bind(scope)
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_job(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
+        let existing = |row: JobRow| {
+            if row.definition_hash == job.definition_hash {
+                CreateOutcome::Existing(row)
+            } else {
+                CreateOutcome::Conflict(row)
+            }
+        };
+        if let Some(row) = self.job(&job.id).await? {
+            return Ok(existing(row));
+        }
+        let mut tx = self.pool.begin().await?;
+        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now!()))
+            .fetch_one(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(queries::INSERT_JOB)
+            .bind(&job.id)
+            .bind(&job.name)
+            .bind(&job.definition_hash)
+            .bind(serde_json::to_string(&job.data_sources).unwrap_or_default())
+            .bind(&job.options)
+            .bind(job.priority)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            // A concurrent create with the same id won the race: answer as a retry would.
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let row = self
+                    .job(&job.id)
+                    .await?
+                    .ok_or_else(|| StoreError::Internal("job vanished".into()))?;
+                return Ok(existing(row));
+            }
+            other => {
+                other?;
+            }
+        }
+        for ds in &job.data_sources {
+            sqlx::query(queries::INSERT_DISCOVERY_TASK)
+                .bind(&job.id)
+                .bind(ds)
+                .bind(serde_json::json!({ "data_source_id": ds }).to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::bump(&mut tx, std::slice::from_ref(&job.id), false).await?;
+        let row = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
+            .bind(&job.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(CreateOutcome::Created(row))
+    }
+
+    async fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        Ok(sqlx::query_as(queries::SELECT_JOB)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn jobs_page(
+        &self,
+        state: Option<&str>,
+        after_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<JobRow>> {
+        let q = match state {
+            Some(s) => sqlx::query_as(queries::JOBS_PAGE_BY_STATE)
+                .bind(after_seq)
+                .bind(limit)
+                .bind(s),
+            None => sqlx::query_as(queries::JOBS_PAGE)
+                .bind(after_seq)
+                .bind(limit),
+        };
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
+    async fn jobs_changed_since(&self, version: i64, limit: i64) -> StoreResult<Vec<JobRow>> {
+        Ok(sqlx::query_as(queries::JOBS_CHANGED_SINCE)
+            .bind(version)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn active_jobs(&self) -> StoreResult<Vec<JobRow>> {
+        Ok(sqlx::query_as(queries::ACTIVE_JOBS)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn job_counts(&self, id: &str, stalled_after_ms: i64) -> StoreResult<JobCounts> {
+        let p = &self.pool;
+        let tasks = sqlx::query_as(queries::TASK_COUNTS)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+        let objects_discovered = sqlx::query_scalar(queries::OBJECTS_DISCOVERED)
+            .bind(id)
+            .fetch_one(p)
+            .await?;
+        let objects_by_outcome = sqlx::query_as(queries::OBJECTS_BY_OUTCOME)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+        let objects_by_reason = sqlx::query_as(queries::OBJECTS_BY_REASON)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+        let findings = sqlx::query_as(queries::FINDINGS_BY_CLASSIFIER)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+        let stalled_tasks = sqlx::query_scalar(concat!(
+            "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND state = 'RUNNING' AND last_progress_at < ",
+            now!(),
+            " - $2"
+        ))
+        .bind(id)
+        .bind(stalled_after_ms)
+        .fetch_one(p)
+        .await?;
+        Ok(JobCounts {
+            tasks,
+            objects_discovered,
+            objects_by_outcome,
+            objects_by_reason,
+            findings,
+            stalled_tasks,
+        })
+    }
+
+    async fn request_cancel(&self, id: &str) -> StoreResult<Option<JobRow>> {
+        let mut tx = self.pool.begin().await?;
+        let Some(job) = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if job.job_state().is_terminal() || job.state == "CANCELLING" {
+            return Ok(Some(job));
+        }
+        sqlx::query(concat!(
+            "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
+            now!(),
+            " WHERE job_id = $1 AND state = 'PENDING'"
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        Self::bump(&mut tx, std::slice::from_ref(&job.id), false).await?;
+        sqlx::query("UPDATE jobs SET state = 'CANCELLING' WHERE id = $1 AND state IN ('PENDING', 'RUNNING')")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let job = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+
+    async fn findings_page(
+        &self,
+        job_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<FindingRow>> {
+        Ok(sqlx::query_as(queries::FINDINGS_PAGE)
+            .bind(job_id)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn pending_task_ids(&self, job_id: &str, limit: i64) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
+            now!(),
+            " ORDER BY id LIMIT $2"
+        ))
+        .bind(job_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn claim(&self, ids: &[i64], lease: &LeaseSpec) -> StoreResult<Vec<ClaimedTask>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
+            "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
+            "lease_token = gen_random_uuid()::text, lease_expires_at = ",
+            now!(),
+            " + $4, last_progress_at = ",
+            now!(),
+            " WHERE id IN (SELECT id FROM tasks WHERE id = ANY($1) AND state = 'PENDING' AND not_before <= ",
+            now!(),
+            " FOR UPDATE SKIP LOCKED) AND state = 'PENDING' ",
+            "RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+        ))
+        .bind(ids)
+        .bind(&lease.worker_id)
+        .bind(&lease.node)
+        .bind(lease.lease_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let jobs = distinct(claimed.iter().map(|c| c.job_id.clone()).collect());
+        Self::bump(&mut tx, &jobs, true).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome> {
+        let row: Option<(i64, String)> = sqlx::query_as(concat!(
+            "UPDATE tasks t SET lease_expires_at = ",
+            now!(),
+            " + $3 WHERE t.id = $1 AND t.lease_token = $2 AND t.state = 'RUNNING' ",
+            "RETURNING t.lease_expires_at, (SELECT j.state FROM jobs j WHERE j.id = t.job_id)"
+        ))
+        .bind(lease.task_id)
+        .bind(&lease.lease_token)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            None => HeartbeatOutcome::Lost,
+            Some((_, state)) if state == "CANCELLING" || state == "CANCELLED" => {
+                HeartbeatOutcome::Cancelled
+            }
+            Some((expires_at, _)) => HeartbeatOutcome::Extended { expires_at },
+        })
+    }
+
+    async fn record_discovery(
+        &self,
+        lease: &Lease,
+        batch: &DiscoveryBatch,
+    ) -> StoreResult<ReportOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let task: Option<(String, String)> = sqlx::query_as(concat!(
+            "UPDATE tasks SET last_progress_at = ",
+            now!(),
+            " WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING job_id, data_source_id"
+        ))
+        .bind(lease.task_id)
+        .bind(&lease.lease_token)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((job_id, data_source_id)) = task else {
+            return Ok(ReportOutcome::LeaseLost);
+        };
+        let record: Option<i64> = sqlx::query_scalar(concat!(
+            "INSERT INTO progress_records (job_id, task_id, attempt, seq, object_count, processed, created_at) ",
+            "VALUES ($1, $2, $3, $4, $5, FALSE, ",
+            now!(),
+            ") ON CONFLICT (task_id, attempt, seq) DO NOTHING RETURNING id"
+        ))
+        .bind(&job_id)
+        .bind(lease.task_id)
+        .bind(batch.attempt)
+        .bind(batch.seq)
+        .bind(batch.objects.len() as i64)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(record) = record else {
+            tx.commit().await?;
+            return Ok(ReportOutcome::Duplicate);
+        };
+        sqlx::query(
+            "INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, modified_at, \
+             progress_record_id, outcome, reason) \
+             SELECT $1, $2, x.key, x.size_bytes, x.modified_at, $3, \
+               CASE WHEN x.skipped_reason IS NULL THEN NULL ELSE 'SKIPPED' END, x.skipped_reason \
+             FROM json_to_recordset($4::json) AS x(key TEXT, size_bytes BIGINT, modified_at BIGINT, skipped_reason TEXT) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&job_id)
+        .bind(&data_source_id)
+        .bind(record)
+        .bind(serde_json::to_string(&batch.objects).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+        Self::bump(&mut tx, &[job_id], false).await?;
+        tx.commit().await?;
+        Ok(ReportOutcome::Accepted)
+    }
+
+    async fn complete(&self, batch: &[Completion]) -> StoreResult<Vec<ReportOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let leases: Vec<&Lease> = batch.iter().map(|c| &c.lease).collect();
+        let mut tx = self.pool.begin().await?;
+        let accepted: Vec<(i64, String)> = sqlx::query_as(concat!(
+            "UPDATE tasks t SET state = 'SUCCEEDED', finished_at = ",
+            now!(),
+            ", ",
+            no_lease!(),
+            " FROM json_to_recordset($1::json) AS c(task_id BIGINT, lease_token TEXT) ",
+            "WHERE t.id = c.task_id AND t.lease_token = c.lease_token AND t.state = 'RUNNING' ",
+            "RETURNING t.id, t.job_id"
+        ))
+        .bind(serde_json::to_string(&leases).unwrap_or_default())
+        .fetch_all(&mut *tx)
+        .await?;
+        let ok: std::collections::HashSet<i64> = accepted.iter().map(|(id, _)| *id).collect();
+        let done: Vec<&Completion> = batch
+            .iter()
+            .filter(|c| ok.contains(&c.lease.task_id))
+            .collect();
+        let objects: Vec<&ObjectResult> = done.iter().filter_map(|c| c.object.as_ref()).collect();
+        if !objects.is_empty() {
+            sqlx::query(
+                "UPDATE discovered_objects o SET outcome = c.outcome, reason = c.reason \
+                 FROM json_to_recordset($1::json) AS c(object_id BIGINT, outcome TEXT, reason TEXT) \
+                 WHERE o.id = c.object_id",
+            )
+            .bind(serde_json::to_string(&objects).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let job_of: std::collections::HashMap<i64, String> = accepted.iter().cloned().collect();
+        let findings = queries::findings_json(&done, &job_of);
+        if !findings.is_empty() {
+            sqlx::query(
+                "INSERT INTO findings (job_id, object_id, classifier, location, count, masked_sample, confidence) \
+                 SELECT f.job_id, f.object_id, f.classifier, f.location, f.count, f.masked_sample, f.confidence \
+                 FROM json_to_recordset($1::json) AS f(job_id TEXT, object_id BIGINT, classifier TEXT, \
+                   location TEXT, count BIGINT, masked_sample TEXT, confidence DOUBLE PRECISION) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(findings)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let jobs = distinct(accepted.iter().map(|(_, j)| j.clone()).collect());
+        Self::bump(&mut tx, &jobs, false).await?;
+        tx.commit().await?;
+        Ok(batch
+            .iter()
+            .map(|c| {
+                if ok.contains(&c.lease.task_id) {
+                    ReportOutcome::Accepted
+                } else {
+                    ReportOutcome::LeaseLost
+                }
+            })
+            .collect())
+    }
+
+    async fn fail(&self, lease: &Lease, failure: &Failure) -> StoreResult<FailOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String, String)> = sqlx::query_as(concat!(
+            "UPDATE tasks SET state = CASE WHEN $3 AND attempts < $4 THEN 'PENDING' ELSE 'FAILED' END, ",
+            "not_before = ",
+            now!(),
+            " + $5, finished_at = CASE WHEN $3 AND attempts < $4 THEN NULL ELSE ",
+            now!(),
+            " END, last_error = $6, ",
+            no_lease!(),
+            " WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING state, job_id"
+        ))
+        .bind(lease.task_id)
+        .bind(&lease.lease_token)
+        .bind(failure.retryable)
+        .bind(i64::from(failure.max_retries))
+        .bind(failure.backoff_ms)
+        .bind(&failure.error)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((state, job_id)) = row else {
+            return Ok(FailOutcome::LeaseLost);
+        };
+        Self::bump(&mut tx, &[job_id], false).await?;
+        tx.commit().await?;
+        Ok(if state == "PENDING" {
+            FailOutcome::Retrying
+        } else {
+            FailOutcome::Failed
+        })
+    }
+
+    async fn release_node_leases(
+        &self,
+        node: &str,
+        count_attempt: bool,
+        max_retries: u32,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let jobs: Vec<String> = sqlx::query_scalar(concat!(
+            "UPDATE tasks SET state = CASE WHEN $2 AND attempts >= $3 THEN 'FAILED' ELSE 'PENDING' END, ",
+            "finished_at = CASE WHEN $2 AND attempts >= $3 THEN ",
+            now!(),
+            " ELSE NULL END, attempts = CASE WHEN $2 THEN attempts ELSE attempts - 1 END, ",
+            "last_error = CASE WHEN $2 THEN 'interrupted: node ' || lease_node || ' restarted' ELSE last_error END, ",
+            no_lease!(),
+            " WHERE state = 'RUNNING' AND lease_node = $1 RETURNING job_id"
+        ))
+        .bind(node)
+        .bind(count_attempt)
+        .bind(i64::from(max_retries))
+        .fetch_all(&mut *tx)
+        .await?;
+        let n = jobs.len() as u64;
+        Self::bump(&mut tx, &distinct(jobs), false).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn reap_expired(&self, limit: i64, max_retries: u32) -> StoreResult<ReapCounts> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+            "UPDATE tasks SET state = CASE WHEN attempts >= $2 THEN 'FAILED' ELSE 'PENDING' END, ",
+            "finished_at = CASE WHEN attempts >= $2 THEN ",
+            now!(),
+            " ELSE NULL END, last_error = 'lease expired: worker ' || COALESCE(worker_id, '?') || ' stopped heartbeating', ",
+            no_lease!(),
+            " WHERE id IN (SELECT id FROM tasks WHERE state = 'RUNNING' AND lease_expires_at < ",
+            now!(),
+            " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) AND state = 'RUNNING' AND lease_expires_at < ",
+            now!(),
+            " RETURNING job_id, state"
+        ))
+        .bind(limit)
+        .bind(i64::from(max_retries))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut counts = ReapCounts::default();
+        for (_, state) in &rows {
+            if state == "FAILED" {
+                counts.failed += 1
+            } else {
+                counts.requeued += 1
+            }
+        }
+        Self::bump(
+            &mut tx,
+            &distinct(rows.into_iter().map(|r| r.0).collect()),
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn pipeline(&self, limit: i64) -> StoreResult<PipelineCounts> {
+        let mut tx = self.pool.begin().await?;
+        let records: Vec<(i64, String)> = sqlx::query_as(
+            "UPDATE progress_records SET processed = TRUE WHERE id IN \
+             (SELECT id FROM progress_records WHERE processed = FALSE ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             AND processed = FALSE RETURNING id, job_id",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        if records.is_empty() {
+            return Ok(PipelineCounts::default());
+        }
+        let ids: Vec<i64> = records.iter().map(|r| r.0).collect();
+        let created = sqlx::query(concat!(
+            "INSERT INTO tasks (job_id, data_source_id, phase, object_id, payload, state, created_at) ",
+            "SELECT o.job_id, o.data_source_id, 'PROCESS', o.id, ",
+            "json_build_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes)::text, ",
+            "CASE WHEN j.state = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, ",
+            now!(),
+            " FROM discovered_objects o JOIN jobs j ON j.id = o.job_id ",
+            "WHERE o.progress_record_id = ANY($1) AND o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING"
+        ))
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Self::bump(
+            &mut tx,
+            &distinct(records.into_iter().map(|r| r.1).collect()),
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(PipelineCounts {
+            records: ids.len() as u64,
+            tasks_created: created,
+        })
+    }
+
+    async fn finish_jobs(&self, failure_threshold_percent: f64) -> StoreResult<Vec<FinishedJob>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(concat!(
+            "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
+            now!(),
+            " WHERE state = 'PENDING' AND job_id IN (SELECT id FROM jobs WHERE state = 'CANCELLING')"
+        ))
+        .execute(&mut *tx)
+        .await?;
+        let candidates: Vec<(String, String, i64, i64)> =
+            sqlx::query_as(queries::FINISH_CANDIDATES)
+                .fetch_all(&mut *tx)
+                .await?;
+        if candidates.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = candidates.iter().map(|c| c.0.clone()).collect();
+        Self::bump(&mut tx, &ids, false).await?;
+        let mut finished = Vec::new();
+        for (id, state, total, failed) in candidates {
+            let next = final_state(&state, total, failed, failure_threshold_percent);
+            let changed = sqlx::query(concat!(
+                "UPDATE jobs SET state = $2, finished_at = ",
+                now!(),
+                " WHERE id = $1 AND state = $3"
+            ))
+            .bind(&id)
+            .bind(next.as_str())
+            .bind(&state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                finished.push(FinishedJob { id, state: next });
+            }
+        }
+        tx.commit().await?;
+        Ok(finished)
+    }
+}

@@ -1,0 +1,221 @@
+//! Rows and arguments that cross the `Store` boundary.
+
+use meridian_shared::states::{JobState, ObjectOutcome};
+use serde::Serialize;
+
+/// A job about to be created.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the canonical definition; equal hashes mean an idempotent retry.
+    pub definition_hash: String,
+    pub data_sources: Vec<String>,
+    /// JSON of `JobOptions`.
+    pub options: String,
+    pub priority: i64,
+}
+
+/// What `create_job` did.
+#[derive(Debug, Clone)]
+pub enum CreateOutcome {
+    Created(JobRow),
+    /// Same id, same definition: nothing new was written.
+    Existing(JobRow),
+    /// Same id, another definition.
+    Conflict(JobRow),
+}
+
+/// A row of `jobs`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct JobRow {
+    pub seq: i64,
+    pub id: String,
+    pub name: String,
+    pub definition_hash: String,
+    /// JSON array of data source ids.
+    pub data_sources: String,
+    /// JSON of `JobOptions`.
+    pub options: String,
+    pub priority: i64,
+    pub state: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub status_version: i64,
+}
+
+impl JobRow {
+    /// The state; a name this build does not know reads as `FAILED` rather than panicking.
+    pub fn job_state(&self) -> JobState {
+        self.state.parse().unwrap_or(JobState::Failed)
+    }
+
+    pub fn data_source_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.data_sources).unwrap_or_default()
+    }
+}
+
+/// Counts behind a job's status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobCounts {
+    /// (phase, state, count)
+    pub tasks: Vec<(String, String, i64)>,
+    pub objects_discovered: i64,
+    /// (outcome, count) of scanned objects
+    pub objects_by_outcome: Vec<(String, i64)>,
+    /// (reason, count) of skipped or partial objects
+    pub objects_by_reason: Vec<(String, i64)>,
+    /// (classifier, sum of counts)
+    pub findings: Vec<(String, i64)>,
+    pub stalled_tasks: i64,
+}
+
+/// A row of `findings` joined with its object.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FindingRow {
+    pub id: i64,
+    pub data_source_id: String,
+    pub object_key: String,
+    pub classifier: String,
+    pub location: String,
+    pub count: i64,
+    pub masked_sample: String,
+    pub confidence: f64,
+}
+
+/// Who takes a lease and for how long.
+#[derive(Debug, Clone)]
+pub struct LeaseSpec {
+    pub worker_id: String,
+    pub node: String,
+    pub lease_ms: i64,
+}
+
+/// A task that was just leased.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ClaimedTask {
+    pub id: i64,
+    pub job_id: String,
+    pub data_source_id: String,
+    pub phase: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub lease_token: String,
+    pub lease_expires_at: i64,
+}
+
+/// A task and the token of the lease a report claims to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Lease {
+    pub task_id: i64,
+    pub lease_token: String,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    Extended {
+        expires_at: i64,
+    },
+    /// The lease is still held but the job is being cancelled: stop the task.
+    Cancelled,
+    /// The lease was reaped or the task finished: stop and discard results.
+    Lost,
+}
+
+/// One batch of objects found by a discovery task.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryBatch {
+    /// The task's attempt number; with `seq` it makes a retried report idempotent.
+    pub attempt: i64,
+    /// 0-based batch number within the attempt.
+    pub seq: i64,
+    pub objects: Vec<NewObject>,
+}
+
+/// One discovered object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewObject {
+    pub key: String,
+    pub size_bytes: i64,
+    pub modified_at: Option<i64>,
+    /// Set when discovery already knows the object will not be scanned.
+    pub skipped_reason: Option<String>,
+}
+
+/// Answer to a progress report or completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Accepted,
+    /// The same report was already recorded; nothing new was written.
+    Duplicate,
+    /// The lease token is not the task's current one; nothing was written.
+    LeaseLost,
+}
+
+/// A finished task and what it found.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub lease: Lease,
+    pub object: Option<ObjectResult>,
+    pub findings: Vec<NewFinding>,
+}
+
+/// How far a `PROCESS` task got with its object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectResult {
+    pub object_id: i64,
+    pub outcome: ObjectOutcome,
+    pub reason: Option<String>,
+}
+
+/// A masked finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewFinding {
+    pub object_id: i64,
+    pub classifier: String,
+    pub location: String,
+    pub count: i64,
+    pub masked_sample: String,
+    pub confidence: f64,
+}
+
+/// A failure report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: String,
+    pub retryable: bool,
+    pub max_retries: u32,
+    pub backoff_ms: i64,
+}
+
+/// What `fail` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Back to `PENDING`, not before the backoff.
+    Retrying,
+    Failed,
+    LeaseLost,
+}
+
+/// What one reaper pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReapCounts {
+    pub requeued: u64,
+    pub failed: u64,
+}
+
+/// What one pipeliner pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineCounts {
+    pub records: u64,
+    pub tasks_created: u64,
+}
+
+/// A job that just reached its final state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedJob {
+    pub id: String,
+    pub state: JobState,
+}

@@ -1,0 +1,67 @@
+//! The in-process worker pool: `worker.in_process_thread_count` workers reading one
+//! queue. On shutdown a worker takes no new packet and lets its running task finish
+//! within the grace period; after that the task is aborted and handed back.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use meridian_shared::wire::{ComponentState, WorkPacket};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::runner;
+use crate::app::App;
+use crate::health::component;
+
+/// Starts the workers. `stop` ends intake; `abort` (fired after the grace period)
+/// interrupts running tasks.
+pub fn spawn(
+    app: Arc<App>,
+    queue: async_channel::Receiver<WorkPacket>,
+    count: u32,
+    stop: CancellationToken,
+    abort: CancellationToken,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for n in 0..count {
+        let id = format!("{}/{}/w{n}", app.node_id(), app.incarnation);
+        let (app, queue, stop, abort) = (app.clone(), queue.clone(), stop.clone(), abort.clone());
+        set.spawn(async move {
+            app.workers.register(&id);
+            loop {
+                let packet = tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    p = queue.recv() => match p { Ok(p) => p, Err(_) => break },
+                };
+                app.workers.set_current(&id, Some(packet.task_id));
+                runner::run(&app, &id, packet, &abort).await;
+                app.workers.set_current(&id, None);
+            }
+            app.workers.unregister(&id);
+        });
+    }
+    app.health.healthy(component::WORKER_POOL);
+    set
+}
+
+/// Watches the pool: degraded while fewer workers run than configured.
+pub async fn watch(app: Arc<App>, expected: usize, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let alive = app.workers.len();
+        if alive < expected && !app.draining.load(Ordering::Relaxed) {
+            app.health.set(
+                component::WORKER_POOL,
+                ComponentState::Degraded,
+                Some(format!("{alive} of {expected} workers running")),
+            );
+        } else {
+            app.health.healthy(component::WORKER_POOL);
+        }
+    }
+}

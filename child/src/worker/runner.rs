@@ -1,0 +1,273 @@
+//! Runs one work packet: heartbeats while the connector works on a blocking thread,
+//! then reports. Whatever happens, the task's in-flight slot is given back.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use meridian_shared::backoff::Backoff;
+use meridian_shared::states::Phase;
+use meridian_shared::wire::WorkPacket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::DataSourceConfig;
+use crate::engine::reports::{self, FailureKind};
+use crate::scan::{ObjectScan, ScanError, classify, filesystem, synthetic};
+use crate::store::{
+    Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
+    ReportOutcome,
+};
+
+/// Why the heartbeat stopped a task.
+#[derive(Debug, Default)]
+struct Stop {
+    /// Set on lease loss, cancellation or the shutdown deadline: the connector checks it.
+    abort: AtomicBool,
+    lost: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+pub async fn run(
+    app: &Arc<App>,
+    worker_id: &str,
+    packet: WorkPacket,
+    deadline: &CancellationToken,
+) {
+    let lease = Lease {
+        task_id: packet.task_id,
+        lease_token: packet.lease_token.clone(),
+    };
+    let stop = Arc::new(Stop::default());
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        app.clone(),
+        worker_id.to_owned(),
+        lease.clone(),
+        Duration::from_secs(packet.heartbeat_interval_seconds.max(1)),
+        stop.clone(),
+        deadline.clone(),
+    ));
+    let result = execute(app, &packet, &lease, &stop).await;
+    heartbeat.abort();
+    match result {
+        Ok(scan) => {
+            let object = scan.outcome.map(|outcome| ObjectResult {
+                object_id: packet.payload["object_id"].as_i64().unwrap_or(0),
+                outcome,
+                reason: scan.reason,
+            });
+            // The completer gives the in-flight slot back once the batch commits.
+            app.completer.submit(Completion {
+                lease,
+                object,
+                findings: scan.findings,
+            });
+            return;
+        }
+        Err(ScanError::Aborted) if stop.lost.load(Ordering::Relaxed) => {
+            tracing::info!(
+                task.id = packet.task_id,
+                "task {} stopped: lease lost",
+                packet.task_id
+            );
+        }
+        Err(ScanError::Aborted) if stop.cancelled.load(Ordering::Relaxed) => {
+            // Back to PENDING; the finisher cancels it with the job's other pending tasks.
+            report_failure(
+                app,
+                &lease,
+                packet.attempt,
+                "job cancelled",
+                FailureKind::Cancelled,
+            )
+            .await;
+        }
+        Err(ScanError::Aborted) => {
+            tracing::info!(
+                task.id = packet.task_id,
+                "task {} interrupted by shutdown",
+                packet.task_id
+            );
+        }
+        Err(ScanError::Retryable(e)) => {
+            report_failure(app, &lease, packet.attempt, &e, FailureKind::Retryable).await
+        }
+        Err(ScanError::Permanent(e)) => {
+            report_failure(app, &lease, packet.attempt, &e, FailureKind::Permanent).await
+        }
+    }
+    app.in_flight.fetch_sub(1, Ordering::AcqRel);
+    app.wake.assigner.notify_one();
+}
+
+async fn report_failure(app: &App, lease: &Lease, attempt: u32, error: &str, kind: FailureKind) {
+    match reports::failed(app, lease, attempt, error, kind).await {
+        Ok(FailOutcome::Retrying) => tracing::info!(
+            task.id = lease.task_id,
+            "task {} will retry: {error}",
+            lease.task_id
+        ),
+        Ok(FailOutcome::Failed) => tracing::warn!(
+            task.id = lease.task_id,
+            "task {} failed: {error}",
+            lease.task_id
+        ),
+        Ok(FailOutcome::LeaseLost) => {}
+        // The lease will expire and the reaper will return the task.
+        Err(e) => tracing::warn!(
+            task.id = lease.task_id,
+            "could not report failure of task {}: {e}",
+            lease.task_id
+        ),
+    }
+}
+
+async fn heartbeat_loop(
+    app: Arc<App>,
+    worker_id: String,
+    lease: Lease,
+    every: Duration,
+    stop: Arc<Stop>,
+    deadline: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = deadline.cancelled() => {
+                stop.abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        match reports::heartbeat(&app, &lease).await {
+            Ok(HeartbeatOutcome::Extended { .. }) => app.workers.heartbeat(&worker_id),
+            Ok(HeartbeatOutcome::Cancelled) => {
+                stop.cancelled.store(true, Ordering::Relaxed);
+                stop.abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            Ok(HeartbeatOutcome::Lost) => {
+                stop.lost.store(true, Ordering::Relaxed);
+                stop.abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            // A missed heartbeat is not fatal; the lease outlasts several intervals.
+            Err(e) => tracing::warn!(task.id = lease.task_id, "heartbeat failed: {e}"),
+        }
+    }
+}
+
+async fn execute(
+    app: &Arc<App>,
+    packet: &WorkPacket,
+    lease: &Lease,
+    stop: &Arc<Stop>,
+) -> Result<ObjectScan, ScanError> {
+    let ds: DataSourceConfig =
+        serde_json::from_value(packet.data_source.clone()).map_err(|_| {
+            ScanError::Permanent(
+                "the task's data source is no longer configured at this site".into(),
+            )
+        })?;
+    match packet.phase {
+        Phase::Discovery => discover(app, packet, lease, ds, stop)
+            .await
+            .map(|()| ObjectScan::default()),
+        Phase::Process => process(packet, ds, stop).await,
+    }
+}
+
+async fn discover(
+    app: &Arc<App>,
+    packet: &WorkPacket,
+    lease: &Lease,
+    ds: DataSourceConfig,
+    stop: &Arc<Stop>,
+) -> Result<(), ScanError> {
+    let batch_size = app.cfg().connector.discovery_batch_write_size as usize;
+    let limit = packet.options.max_file_size_mb;
+    let (tx, mut rx) = mpsc::channel::<Vec<NewObject>>(1);
+    let walker_stop = stop.clone();
+    let walker = tokio::task::spawn_blocking(move || {
+        let mut sink = |b: Vec<NewObject>| tx.blocking_send(b).is_ok();
+        match &ds {
+            DataSourceConfig::Filesystem(fs) => {
+                filesystem::discover(fs, limit, batch_size, &mut sink, &walker_stop.abort)
+            }
+            DataSourceConfig::Synthetic(s) => {
+                synthetic::discover(s, batch_size, &mut sink, &walker_stop.abort)
+            }
+        }
+    });
+    let retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut seq = 0;
+    let mut report_error = None;
+    'batches: while let Some(objects) = rx.recv().await {
+        let batch = DiscoveryBatch {
+            attempt: i64::from(packet.attempt),
+            seq,
+            objects,
+        };
+        let mut tries = 0;
+        loop {
+            match reports::discovered(app, lease, &batch).await {
+                Ok(ReportOutcome::Accepted | ReportOutcome::Duplicate) => break,
+                Ok(ReportOutcome::LeaseLost) => {
+                    stop.lost.store(true, Ordering::Relaxed);
+                    stop.abort.store(true, Ordering::Relaxed);
+                    break 'batches;
+                }
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(
+                        task.id = lease.task_id,
+                        "discovery batch not recorded yet: {e}"
+                    );
+                    tokio::time::sleep(retry.delay(tries)).await;
+                }
+                Err(e) => {
+                    report_error = Some(ScanError::Retryable(format!(
+                        "discovery batch not recorded: {e}"
+                    )));
+                    stop.abort.store(true, Ordering::Relaxed);
+                    break 'batches;
+                }
+            }
+        }
+        seq += 1;
+    }
+    drop(rx);
+    let walked = walker
+        .await
+        .map_err(|e| ScanError::Retryable(format!("discovery crashed: {e}")))?;
+    match (report_error, walked) {
+        (Some(e), _) => Err(e),
+        (None, r) => r,
+    }
+}
+
+async fn process(
+    packet: &WorkPacket,
+    ds: DataSourceConfig,
+    stop: &Arc<Stop>,
+) -> Result<ObjectScan, ScanError> {
+    let key = packet.payload["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let object_id = packet.payload["object_id"].as_i64().unwrap_or(0);
+    let limit = packet.options.max_file_size_mb;
+    let classifiers = classify::select(packet.options.classifiers.as_deref());
+    let attempt = packet.attempt;
+    let stop = stop.clone();
+    tokio::task::spawn_blocking(move || match &ds {
+        DataSourceConfig::Filesystem(fs) => {
+            filesystem::process(fs, &key, object_id, limit, &classifiers, &stop.abort)
+        }
+        DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
+    })
+    .await
+    .map_err(|e| ScanError::Retryable(format!("scanner crashed: {e}")))?
+}
