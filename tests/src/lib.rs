@@ -1,1 +1,30 @@
+//! Meridian's test harness: a throwaway PostgreSQL cluster (or `DATABASE_URL`), test
+//! sites in-process or as real processes, and a seeded corpus generator with known
+//! finding counts. Used by the integration tests in `tests/tests/` and by the benches.
 
+pub mod corpus;
+pub mod pg;
+pub mod process;
+pub mod site;
+
+/// The two storage backends every storage behaviour is tested on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database for one test: a new SQLite file in `dir`, or a new
+/// database on the shared PostgreSQL cluster.
+pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("site.db").display()),
+        Backend::Postgres => pg::fresh_database().await,
+    }
+}
+
+/// Installs the process-wide rustls provider once (what `main` does in the binaries).
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    meridian_shared::telemetry::init(meridian_shared::telemetry::LogFormat::Text, "warn");
+}

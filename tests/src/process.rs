@@ -1,0 +1,131 @@
+//! The real `meridian-child` binary as a child process, for crash and signal tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static BINARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Path of the `meridian-child` binary, built on first use by the same cargo that
+/// runs the tests (a no-op when it is up to date).
+pub fn binary() -> PathBuf {
+    BINARY
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "-q", "-p", "meridian-child", "--bin", "meridian-child", "--message-format=json"])
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("cargo build meridian-child");
+            assert!(out.status.success(), "building meridian-child failed");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+                .next_back()
+                .expect("cargo reported the meridian-child executable")
+        })
+        .clone()
+}
+
+/// A running `meridian-child` process.
+pub struct SiteProcess {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+/// Runs the binary to completion with `args` and `env`; returns (exit code, stderr).
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, String) {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn meridian-child");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            if let Some(mut s) = child.stderr.take() {
+                use std::io::Read;
+                let _ = s.read_to_string(&mut err);
+            }
+            return (status.code(), err);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("meridian-child {args:?} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl SiteProcess {
+    /// Starts the binary with `config` and waits until `/ready` answers.
+    pub async fn start(config: &Path, port: u16, log: &Path) -> SiteProcess {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(binary())
+            .arg("--config")
+            .arg(config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn meridian-child");
+        let p = SiteProcess { child, base: format!("http://127.0.0.1:{port}"), log: log.to_owned() };
+        p.wait_ready(Duration::from_secs(60)).await;
+        p
+    }
+
+    async fn wait_ready(&self, timeout: Duration) {
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(r) = http.get(format!("{}/ready", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("meridian-child not ready after {timeout:?}; log:\n{log}");
+    }
+
+    /// Sends a signal (`"KILL"`, `"TERM"`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; its exit code (None when killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            assert!(start.elapsed() < timeout, "process did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SiteProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
