@@ -11,12 +11,45 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const WORDS: &[&str] = &[
-    "ledger", "quarterly", "review", "meeting", "notes", "project", "budget", "approved", "pending", "shipment",
-    "invoice", "customer", "support", "ticket", "resolved", "team", "roadmap", "release", "draft", "final",
-    "summary", "action", "items", "follow", "up", "with", "the", "and", "for", "from", "about", "report",
+    "ledger",
+    "quarterly",
+    "review",
+    "meeting",
+    "notes",
+    "project",
+    "budget",
+    "approved",
+    "pending",
+    "shipment",
+    "invoice",
+    "customer",
+    "support",
+    "ticket",
+    "resolved",
+    "team",
+    "roadmap",
+    "release",
+    "draft",
+    "final",
+    "summary",
+    "action",
+    "items",
+    "follow",
+    "up",
+    "with",
+    "the",
+    "and",
+    "for",
+    "from",
+    "about",
+    "report",
 ];
-const FIRST: &[&str] = &["jane", "john", "amira", "kenji", "lena", "omar", "priya", "tomas"];
-const LAST: &[&str] = &["doe", "roe", "sato", "novak", "haddad", "silva", "khan", "berg"];
+const FIRST: &[&str] = &[
+    "jane", "john", "amira", "kenji", "lena", "omar", "priya", "tomas",
+];
+const LAST: &[&str] = &[
+    "doe", "roe", "sato", "novak", "haddad", "silva", "khan", "berg",
+];
 const DOMAINS: &[&str] = &["example.com", "corp.example.org", "mail.example.net"];
 
 /// A generated corpus and what must be found in it.
@@ -34,7 +67,10 @@ pub struct Corpus {
 pub fn generate(root: &Path, seed: u64, files: usize, lines_per_file: usize) -> Corpus {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut expected: BTreeMap<String, i64> =
-        ["email", "payment_card", "us_ssn", "aws_access_key_id"].iter().map(|k| (k.to_string(), 0)).collect();
+        ["email", "payment_card", "us_ssn", "aws_access_key_id"]
+            .iter()
+            .map(|k| (k.to_string(), 0))
+            .collect();
     let mut bytes = 0u64;
     for n in 0..files {
         let ext = ["txt", "csv", "log", "md"][n % 4];
@@ -53,11 +89,19 @@ pub fn generate(root: &Path, seed: u64, files: usize, lines_per_file: usize) -> 
         bytes += text.len() as u64;
         std::fs::write(dir.join(format!("doc-{n:06}.{ext}")), text).expect("corpus file");
     }
-    Corpus { root: root.to_owned(), files, bytes, expected }
+    Corpus {
+        root: root.to_owned(),
+        files,
+        bytes,
+        expected,
+    }
 }
 
 fn prose(rng: &mut StdRng, words: usize) -> String {
-    (0..words).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect::<Vec<_>>().join(" ")
+    (0..words)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One line: prose with at most one seeded value or near miss.
@@ -75,11 +119,24 @@ fn line(rng: &mut StdRng) -> (String, Option<&'static str>) {
         23..=25 => (card(rng, false), None),
         26..=28 => (ssn(rng, false), None),
         29..=30 => (aws_key(rng, 10), None),
-        31..=32 => (format!("{} at example dot com", FIRST[rng.random_range(0..FIRST.len())]), None),
-        33..=34 => (format!("ref {}", rng.random_range(1_000_000_000u64..9_999_999_999)), None),
+        31..=32 => (
+            format!(
+                "{} at example dot com",
+                FIRST[rng.random_range(0..FIRST.len())]
+            ),
+            None,
+        ),
+        33..=34 => (
+            format!("ref {}", rng.random_range(1_000_000_000u64..9_999_999_999)),
+            None,
+        ),
         _ => (String::new(), None),
     };
-    if value.is_empty() { (format!("{before} {after}"), None) } else { (format!("{before} {value} {after}"), kind) }
+    if value.is_empty() {
+        (format!("{before} {after}"), None)
+    } else {
+        (format!("{before} {value} {after}"), kind)
+    }
 }
 
 fn email(rng: &mut StdRng) -> String {
@@ -120,11 +177,25 @@ fn card(rng: &mut StdRng, valid: bool) -> String {
         digits.push(rng.random_range(0..10));
     }
     let check = luhn_digit(&digits);
-    digits.push(if valid { check } else { (check + 1 + rng.random_range(0..9)) % 10 });
+    digits.push(if valid {
+        check
+    } else {
+        (check + 1 + rng.random_range(0..9)) % 10
+    });
     let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
     match (len, rng.random_range(0..3)) {
-        (16, 0) => s.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect::<Vec<_>>().join(" "),
-        (16, 1) => s.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect::<Vec<_>>().join("-"),
+        (16, 0) => s
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(" "),
+        (16, 1) => s
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("-"),
         _ => s,
     }
 }
@@ -138,13 +209,20 @@ fn ssn(rng: &mut StdRng, valid: bool) -> String {
         [0, 666, rng.random_range(900..1000)][rng.random_range(0..3)]
     };
     let mut s = String::new();
-    let _ = write!(s, "{area:03}-{:02}-{:04}", rng.random_range(1..100), rng.random_range(1..10000));
+    let _ = write!(
+        s,
+        "{area:03}-{:02}-{:04}",
+        rng.random_range(1..100),
+        rng.random_range(1..10000)
+    );
     s
 }
 
 fn aws_key(rng: &mut StdRng, tail: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let t: String = (0..tail).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
+    let t: String = (0..tail)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect();
     format!("AKIA{t}")
 }
 

@@ -30,13 +30,24 @@ pub struct Cluster {
 
 fn find_bin() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.sort();
-    if let Some(dir) = candidates.into_iter().rev().find(|d| d.join("initdb").exists()) {
+    if let Some(dir) = candidates
+        .into_iter()
+        .rev()
+        .find(|d| d.join("initdb").exists())
+    {
         return dir;
     }
-    if let Ok(out) = Command::new("sh").args(["-c", "command -v initdb"]).output() {
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+    {
         let p = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if !p.is_empty() {
             return Path::new(&p).parent().unwrap_or(Path::new("/")).to_owned();
@@ -49,7 +60,11 @@ fn find_bin() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 fn run(bin: &Path, as_postgres: bool, tool: &str, args: &[&str]) -> std::process::Output {
@@ -61,7 +76,10 @@ fn run(bin: &Path, as_postgres: bool, tool: &str, args: &[&str]) -> std::process
     } else {
         Command::new(&exe)
     };
-    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    let out = cmd
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
     assert!(
         out.status.success(),
         "{tool} failed: {}\n{}",
@@ -72,7 +90,10 @@ fn run(bin: &Path, as_postgres: bool, tool: &str, args: &[&str]) -> std::process
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl Cluster {
@@ -80,23 +101,73 @@ impl Cluster {
     pub fn start(opts: ClusterOptions) -> Cluster {
         let bin = find_bin();
         let as_postgres = is_root();
-        let base = tempfile::Builder::new().prefix("meridian-pg-").tempdir().expect("temp dir").keep();
+        let base = tempfile::Builder::new()
+            .prefix("meridian-pg-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
         let data_dir = base.join("data");
         std::fs::create_dir_all(&data_dir).expect("data dir");
         if as_postgres {
-            let ok = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&base).status();
-            assert!(ok.is_ok_and(|s| s.success()), "chown of {} to postgres failed", base.display());
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&base)
+                .status();
+            assert!(
+                ok.is_ok_and(|s| s.success()),
+                "chown of {} to postgres failed",
+                base.display()
+            );
         }
         let data = data_dir.to_string_lossy().into_owned();
-        run(&bin, as_postgres, "initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]);
+        run(
+            &bin,
+            as_postgres,
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
         let port = free_port();
-        let durability = if opts.durable { "" } else { " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let durability = if opts.durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let server_opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data} -c max_connections=200{durability}"
         );
         let log = format!("{data}/server.log");
-        run(&bin, as_postgres, "pg_ctl", &["-D", &data, "-o", &server_opts, "-l", &log, "-w", "-t", "60", "start"]);
-        let cluster = Cluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), data_dir, bin, as_postgres };
+        run(
+            &bin,
+            as_postgres,
+            "pg_ctl",
+            &[
+                "-D",
+                &data,
+                "-o",
+                &server_opts,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        let cluster = Cluster {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            data_dir,
+            bin,
+            as_postgres,
+        };
         cluster.watchdog(&base);
         cluster
     }
@@ -105,9 +176,17 @@ impl Cluster {
     fn watchdog(&self, base: &Path) {
         let pg_ctl = self.bin.join("pg_ctl");
         let stop = if self.as_postgres {
-            format!("runuser -u postgres -- {} -D {} -m immediate stop", pg_ctl.display(), self.data_dir.display())
+            format!(
+                "runuser -u postgres -- {} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data_dir.display()
+            )
         } else {
-            format!("{} -D {} -m immediate stop", pg_ctl.display(), self.data_dir.display())
+            format!(
+                "{} -D {} -m immediate stop",
+                pg_ctl.display(),
+                self.data_dir.display()
+            )
         };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {base}",
@@ -125,7 +204,12 @@ impl Cluster {
     /// Stops the server now (`-m fast`), e.g. to test an outage.
     pub fn stop(&self) {
         let d = self.data_dir.to_string_lossy().into_owned();
-        run(&self.bin, self.as_postgres, "pg_ctl", &["-D", &d, "-m", "fast", "-w", "stop"]);
+        run(
+            &self.bin,
+            self.as_postgres,
+            "pg_ctl",
+            &["-D", &d, "-m", "fast", "-w", "stop"],
+        );
     }
 }
 
@@ -143,9 +227,14 @@ pub fn admin_url() -> String {
 pub async fn fresh_database() -> String {
     let admin = admin_url();
     let name = format!("meridian_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| panic!("cannot reach PostgreSQL for tests: {e}"));
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL for tests: {e}"));
     // The name is ours (a UUID), not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     let _ = conn.close().await;
     replace_database(&admin, &name)
 }
@@ -171,8 +260,17 @@ pub fn replace_database(url: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn replaces_the_database_name() {
-        assert_eq!(super::replace_database("postgres://u@h:5/postgres", "x"), "postgres://u@h:5/x");
-        assert_eq!(super::replace_database("postgres://u@h:5", "x"), "postgres://u@h:5/x");
-        assert_eq!(super::replace_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
+        assert_eq!(
+            super::replace_database("postgres://u@h:5/postgres", "x"),
+            "postgres://u@h:5/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h:5", "x"),
+            "postgres://u@h:5/x"
+        );
+        assert_eq!(
+            super::replace_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
     }
 }

@@ -14,7 +14,15 @@ pub fn binary() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
-                .args(["build", "-q", "-p", "meridian-child", "--bin", "meridian-child", "--message-format=json"])
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "meridian-child",
+                    "--bin",
+                    "meridian-child",
+                    "--message-format=json",
+                ])
                 .stderr(Stdio::inherit())
                 .output()
                 .expect("cargo build meridian-child");
@@ -37,9 +45,16 @@ pub struct SiteProcess {
 }
 
 /// Runs the binary to completion with `args` and `env`; returns (exit code, stderr).
-pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> (Option<i32>, String) {
+pub fn run_to_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> (Option<i32>, String) {
     let mut cmd = Command::new(binary());
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).stdin(Stdio::null());
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -77,7 +92,11 @@ impl SiteProcess {
             .stderr(log_file)
             .spawn()
             .expect("spawn meridian-child");
-        let p = SiteProcess { child, base: format!("http://127.0.0.1:{port}"), log: log.to_owned() };
+        let p = SiteProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log: log.to_owned(),
+        };
         p.wait_ready(Duration::from_secs(60)).await;
         p
     }
@@ -99,7 +118,10 @@ impl SiteProcess {
 
     /// Sends a signal (`"KILL"`, `"TERM"`) to the process.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
         assert!(ok.is_ok_and(|s| s.success()), "kill -{sig} failed");
     }
 
@@ -110,7 +132,10 @@ impl SiteProcess {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status.code();
             }
-            assert!(start.elapsed() < timeout, "process did not exit within {timeout:?}");
+            assert!(
+                start.elapsed() < timeout,
+                "process did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -127,5 +152,8 @@ impl Drop for SiteProcess {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }

@@ -24,7 +24,8 @@ pub struct TestSite {
 }
 
 /// Configuration every test site gets unless its YAML says otherwise: fast loops,
-/// short leases, random port.
+/// random port, and back-pressure off (tests share two cores; the back-pressure test
+/// turns it on).
 pub const TEST_DEFAULTS: &str = "\
 api:
   listen: 127.0.0.1:0
@@ -34,6 +35,7 @@ orchestrator:
   shutdown_grace_seconds: 5
 worker:
   in_process_thread_count: 2
+  global_cpu_threshold_percent: 100
   retry_backoff_base_milliseconds: 50
   retry_backoff_max_seconds: 1
 ";
@@ -52,30 +54,63 @@ impl TestSite {
     }
 
     /// Starts a site on an existing database (e.g. to restart one).
-    pub async fn start_on(url: &str, yaml: &str, failpoints: Failpoints, dir: tempfile::TempDir) -> TestSite {
+    pub async fn start_on(
+        url: &str,
+        yaml: &str,
+        failpoints: Failpoints,
+        dir: tempfile::TempDir,
+    ) -> TestSite {
         crate::init();
         let layers = ConfigLayers::new()
             .with_yaml(TEST_DEFAULTS)
             .with_yaml(yaml)
             .with_value("database.url", url)
             .with_value("node.data_dir", dir.path());
-        let site = Site::build(SiteOptions { layers, mode: RunMode::Single, failpoints }).await.expect("site builds");
+        let site = Site::build(SiteOptions {
+            layers,
+            mode: RunMode::Single,
+            failpoints,
+        })
+        .await
+        .expect("site builds");
         let base = format!("http://{}", site.local_addr());
         let app = site.app();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(site.run(shutdown.clone()));
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-        TestSite { base, app, http, database_url: url.to_owned(), shutdown, handle: Some(handle), _dir: dir }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        TestSite {
+            base,
+            app,
+            http,
+            database_url: url.to_owned(),
+            shutdown,
+            handle: Some(handle),
+            _dir: dir,
+        }
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.http.get(format!("{}{path}", self.base)).send().await.expect("request");
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.expect("request");
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -98,23 +133,37 @@ impl TestSite {
         let start = Instant::now();
         loop {
             let s = self.status(job).await;
-            if matches!(s["state"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED")) {
+            if matches!(
+                s["state"].as_str(),
+                Some("COMPLETED" | "FAILED" | "CANCELLED")
+            ) {
                 return s;
             }
-            assert!(start.elapsed() < timeout, "job {job} not finished after {timeout:?}: {s}");
+            assert!(
+                start.elapsed() < timeout,
+                "job {job} not finished after {timeout:?}: {s}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Polls `cond` on the job's status until it holds.
-    pub async fn wait_status(&self, job: &str, timeout: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+    pub async fn wait_status(
+        &self,
+        job: &str,
+        timeout: Duration,
+        cond: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = Instant::now();
         loop {
             let s = self.status(job).await;
             if cond(&s) {
                 return s;
             }
-            assert!(start.elapsed() < timeout, "condition not met after {timeout:?}: {s}");
+            assert!(
+                start.elapsed() < timeout,
+                "condition not met after {timeout:?}: {s}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -158,6 +207,10 @@ impl Drop for TestSite {
 pub fn findings_by_classifier(status: &Value) -> std::collections::BTreeMap<String, i64> {
     status["findings"]["by_classifier"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(0)))
+                .collect()
+        })
         .unwrap_or_default()
 }

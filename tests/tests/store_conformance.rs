@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_child::store::{
-    ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, LeaseSpec,
-    NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store,
+    ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome,
+    Lease, LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store,
 };
 use meridian_shared::states::ObjectOutcome;
 use meridian_tests::Backend;
@@ -21,7 +21,9 @@ async fn open(backend: Backend) -> Db {
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_child::store::open(&url, 8).await.expect("store opens and migrates");
+    let store = meridian_child::store::open(&url, 8)
+        .await
+        .expect("store opens and migrates");
     Db { store, _dir: dir }
 }
 
@@ -77,28 +79,59 @@ fn new_job(id: &str, hash: &str) -> NewJob {
 }
 
 fn lease_spec(worker: &str, lease_ms: i64) -> LeaseSpec {
-    LeaseSpec { worker_id: worker.into(), node: "node-a".into(), lease_ms }
+    LeaseSpec {
+        worker_id: worker.into(),
+        node: "node-a".into(),
+        lease_ms,
+    }
 }
 
 fn lease_of(t: &ClaimedTask) -> Lease {
-    Lease { task_id: t.id, lease_token: t.lease_token.clone() }
+    Lease {
+        task_id: t.id,
+        lease_token: t.lease_token.clone(),
+    }
 }
 
 fn objects(n: usize, prefix: &str) -> Vec<NewObject> {
     (0..n)
-        .map(|i| NewObject { key: format!("{prefix}{i:05}"), size_bytes: 10, modified_at: None, skipped_reason: None })
+        .map(|i| NewObject {
+            key: format!("{prefix}{i:05}"),
+            size_bytes: 10,
+            modified_at: None,
+            skipped_reason: None,
+        })
         .collect()
 }
 
 /// A job whose discovery found `n` objects, pipelined into `n` pending PROCESS tasks.
 async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
-    let CreateOutcome::Created(_) = store.create_job(&new_job(id, "h")).await.unwrap() else { panic!("created") };
+    let CreateOutcome::Created(_) = store.create_job(&new_job(id, "h")).await.unwrap() else {
+        panic!("created")
+    };
     let discovery = store.pending_task_ids(id, 10).await.unwrap();
-    let claimed = store.claim(&discovery, &lease_spec("w", 60_000)).await.unwrap();
+    let claimed = store
+        .claim(&discovery, &lease_spec("w", 60_000))
+        .await
+        .unwrap();
     let lease = lease_of(&claimed[0]);
-    let batch = DiscoveryBatch { attempt: 1, seq: 0, objects: objects(n, "obj") };
-    assert_eq!(store.record_discovery(&lease, &batch).await.unwrap(), ReportOutcome::Accepted);
-    let done = store.complete(&[Completion { lease, object: None, findings: vec![] }]).await.unwrap();
+    let batch = DiscoveryBatch {
+        attempt: 1,
+        seq: 0,
+        objects: objects(n, "obj"),
+    };
+    assert_eq!(
+        store.record_discovery(&lease, &batch).await.unwrap(),
+        ReportOutcome::Accepted
+    );
+    let done = store
+        .complete(&[Completion {
+            lease,
+            object: None,
+            findings: vec![],
+        }])
+        .await
+        .unwrap();
     assert_eq!(done, [ReportOutcome::Accepted]);
     let p = store.pipeline(100).await.unwrap();
     assert_eq!(p.tasks_created, n as u64);
@@ -108,17 +141,34 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
 }
 
 fn task_state(counts: &meridian_child::store::JobCounts, phase: &str, state: &str) -> i64 {
-    counts.tasks.iter().filter(|(p, s, _)| p == phase && s == state).map(|t| t.2).sum()
+    counts
+        .tasks
+        .iter()
+        .filter(|(p, s, _)| p == phase && s == state)
+        .map(|t| t.2)
+        .sum()
 }
 
 async fn create_job_is_idempotent_on_id(db: Db) {
     let s = &db.store;
-    let CreateOutcome::Created(row) = s.create_job(&new_job("j1", "hash-a")).await.unwrap() else { panic!() };
+    let CreateOutcome::Created(row) = s.create_job(&new_job("j1", "hash-a")).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(row.state, "PENDING");
-    assert!(matches!(s.create_job(&new_job("j1", "hash-a")).await.unwrap(), CreateOutcome::Existing(_)));
-    assert!(matches!(s.create_job(&new_job("j1", "hash-b")).await.unwrap(), CreateOutcome::Conflict(_)));
+    assert!(matches!(
+        s.create_job(&new_job("j1", "hash-a")).await.unwrap(),
+        CreateOutcome::Existing(_)
+    ));
+    assert!(matches!(
+        s.create_job(&new_job("j1", "hash-b")).await.unwrap(),
+        CreateOutcome::Conflict(_)
+    ));
     let counts = s.job_counts("j1", 1000).await.unwrap();
-    assert_eq!(task_state(&counts, "DISCOVERY", "PENDING"), 1, "a retry creates no second task");
+    assert_eq!(
+        task_state(&counts, "DISCOVERY", "PENDING"),
+        1,
+        "a retry creates no second task"
+    );
 }
 
 async fn claim_leases_each_task_once(db: Db) {
@@ -129,7 +179,12 @@ async fn claim_leases_each_task_once(db: Db) {
     let tokens: HashSet<&str> = first.iter().map(|t| t.lease_token.as_str()).collect();
     assert_eq!(tokens.len(), 10, "every lease has its own token");
     assert!(first.iter().all(|t| t.attempts == 1));
-    assert!(s.claim(&ids, &lease_spec("w2", 60_000)).await.unwrap().is_empty());
+    assert!(
+        s.claim(&ids, &lease_spec("w2", 60_000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let job = s.job("j1").await.unwrap().unwrap();
     assert_eq!(job.state, "RUNNING");
     assert!(job.started_at.is_some());
@@ -144,7 +199,13 @@ async fn concurrent_claims_never_share_a_task(db: Db) {
         handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             for chunk in ids.chunks(25) {
-                mine.extend(s.claim(chunk, &lease_spec(&format!("w{w}"), 60_000)).await.unwrap().into_iter().map(|t| t.id));
+                mine.extend(
+                    s.claim(chunk, &lease_spec(&format!("w{w}"), 60_000))
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|t| t.id),
+                );
             }
             mine
         }));
@@ -165,11 +226,18 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     tokio::time::sleep(Duration::from_millis(30)).await;
     let reaped = s.reap_expired(100, 3).await.unwrap();
     assert_eq!(reaped.requeued, 1);
-    let second = s.claim(&ids, &lease_spec("w2", 60_000)).await.unwrap().remove(0);
+    let second = s
+        .claim(&ids, &lease_spec("w2", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.attempts, 2);
     assert_ne!(first.lease_token, second.lease_token);
 
-    let object_id: i64 = serde_json::from_str::<serde_json::Value>(&first.payload).unwrap()["object_id"].as_i64().unwrap();
+    let object_id: i64 =
+        serde_json::from_str::<serde_json::Value>(&first.payload).unwrap()["object_id"]
+            .as_i64()
+            .unwrap();
     let finding = |loc: &str| NewFinding {
         object_id,
         classifier: "email".into(),
@@ -180,27 +248,65 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     };
     let late = Completion {
         lease: lease_of(&first),
-        object: Some(ObjectResult { object_id, outcome: ObjectOutcome::Complete, reason: None }),
+        object: Some(ObjectResult {
+            object_id,
+            outcome: ObjectOutcome::Complete,
+            reason: None,
+        }),
         findings: vec![finding("line:1")],
     };
-    assert_eq!(s.complete(&[late]).await.unwrap(), [ReportOutcome::LeaseLost]);
-    assert_eq!(s.heartbeat(&lease_of(&first), 1000).await.unwrap(), HeartbeatOutcome::Lost);
-    let batch = DiscoveryBatch { attempt: 1, seq: 5, objects: objects(3, "late") };
-    assert_eq!(s.record_discovery(&lease_of(&first), &batch).await.unwrap(), ReportOutcome::LeaseLost);
-    let fail = Failure { error: "x".into(), retryable: false, max_retries: 3, backoff_ms: 0 };
-    assert_eq!(s.fail(&lease_of(&first), &fail).await.unwrap(), FailOutcome::LeaseLost);
+    assert_eq!(
+        s.complete(&[late]).await.unwrap(),
+        [ReportOutcome::LeaseLost]
+    );
+    assert_eq!(
+        s.heartbeat(&lease_of(&first), 1000).await.unwrap(),
+        HeartbeatOutcome::Lost
+    );
+    let batch = DiscoveryBatch {
+        attempt: 1,
+        seq: 5,
+        objects: objects(3, "late"),
+    };
+    assert_eq!(
+        s.record_discovery(&lease_of(&first), &batch).await.unwrap(),
+        ReportOutcome::LeaseLost
+    );
+    let fail = Failure {
+        error: "x".into(),
+        retryable: false,
+        max_retries: 3,
+        backoff_ms: 0,
+    };
+    assert_eq!(
+        s.fail(&lease_of(&first), &fail).await.unwrap(),
+        FailOutcome::LeaseLost
+    );
     let counts = s.job_counts("j1", 1000).await.unwrap();
-    assert!(counts.findings.is_empty(), "a stale completion wrote findings");
+    assert!(
+        counts.findings.is_empty(),
+        "a stale completion wrote findings"
+    );
     assert_eq!(counts.objects_discovered, 1, "a stale report wrote objects");
     assert_eq!(task_state(&counts, "PROCESS", "RUNNING"), 1);
 
-    assert!(matches!(s.heartbeat(&lease_of(&second), 60_000).await.unwrap(), HeartbeatOutcome::Extended { .. }));
+    assert!(matches!(
+        s.heartbeat(&lease_of(&second), 60_000).await.unwrap(),
+        HeartbeatOutcome::Extended { .. }
+    ));
     let good = Completion {
         lease: lease_of(&second),
-        object: Some(ObjectResult { object_id, outcome: ObjectOutcome::Complete, reason: None }),
+        object: Some(ObjectResult {
+            object_id,
+            outcome: ObjectOutcome::Complete,
+            reason: None,
+        }),
         findings: vec![finding("line:1"), finding("line:2")],
     };
-    assert_eq!(s.complete(&[good]).await.unwrap(), [ReportOutcome::Accepted]);
+    assert_eq!(
+        s.complete(&[good]).await.unwrap(),
+        [ReportOutcome::Accepted]
+    );
     let counts = s.job_counts("j1", 1000).await.unwrap();
     assert_eq!(counts.findings, [("email".to_owned(), 2)]);
     assert_eq!(task_state(&counts, "PROCESS", "SUCCEEDED"), 1);
@@ -228,8 +334,14 @@ async fn reaper_never_reopens_a_task_completed_during_the_reap(db: Db) {
         tokio::spawn(async move {
             let mut accepted = HashSet::new();
             for chunk in claimed.chunks(10) {
-                let batch: Vec<Completion> =
-                    chunk.iter().map(|t| Completion { lease: lease_of(t), object: None, findings: vec![] }).collect();
+                let batch: Vec<Completion> = chunk
+                    .iter()
+                    .map(|t| Completion {
+                        lease: lease_of(t),
+                        object: None,
+                        findings: vec![],
+                    })
+                    .collect();
                 for (t, o) in chunk.iter().zip(s.complete(&batch).await.unwrap()) {
                     if o == ReportOutcome::Accepted {
                         accepted.insert(t.id);
@@ -251,48 +363,124 @@ async fn reaper_never_reopens_a_task_completed_during_the_reap(db: Db) {
     };
     let accepted = completer.await.unwrap();
     let requeued = reaper.await.unwrap();
-    assert_eq!(accepted.len() as u64 + requeued, 200, "each task was completed or reaped, never both");
+    assert_eq!(
+        accepted.len() as u64 + requeued,
+        200,
+        "each task was completed or reaped, never both"
+    );
     let counts = s.job_counts("j1", 1000).await.unwrap();
-    assert_eq!(task_state(&counts, "PROCESS", "SUCCEEDED"), accepted.len() as i64);
+    assert_eq!(
+        task_state(&counts, "PROCESS", "SUCCEEDED"),
+        accepted.len() as i64
+    );
     assert_eq!(task_state(&counts, "PROCESS", "PENDING"), requeued as i64);
 }
 
 async fn retryable_failures_back_off_until_attempts_run_out(db: Db) {
     let s = &db.store;
     let ids = job_with_tasks(s.as_ref(), "j1", 1).await;
-    let t = s.claim(&ids, &lease_spec("w1", 60_000)).await.unwrap().remove(0);
-    let later = Failure { error: "disk busy".into(), retryable: true, max_retries: 3, backoff_ms: 60_000 };
-    assert_eq!(s.fail(&lease_of(&t), &later).await.unwrap(), FailOutcome::Retrying);
-    assert!(s.pending_task_ids("j1", 10).await.unwrap().is_empty(), "backoff not respected");
-    assert!(s.claim(&ids, &lease_spec("w1", 60_000)).await.unwrap().is_empty(), "claimed during backoff");
+    let t = s
+        .claim(&ids, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    let later = Failure {
+        error: "disk busy".into(),
+        retryable: true,
+        max_retries: 3,
+        backoff_ms: 60_000,
+    };
+    assert_eq!(
+        s.fail(&lease_of(&t), &later).await.unwrap(),
+        FailOutcome::Retrying
+    );
+    assert!(
+        s.pending_task_ids("j1", 10).await.unwrap().is_empty(),
+        "backoff not respected"
+    );
+    assert!(
+        s.claim(&ids, &lease_spec("w1", 60_000))
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed during backoff"
+    );
 
     let ids2 = job_with_tasks(s.as_ref(), "j2", 1).await;
-    let now = Failure { error: "disk busy".into(), retryable: true, max_retries: 3, backoff_ms: 0 };
+    let now = Failure {
+        error: "disk busy".into(),
+        retryable: true,
+        max_retries: 3,
+        backoff_ms: 0,
+    };
     for attempt in 1..=3 {
-        let t = s.claim(&ids2, &lease_spec("w1", 60_000)).await.unwrap().remove(0);
+        let t = s
+            .claim(&ids2, &lease_spec("w1", 60_000))
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(t.attempts, attempt);
-        let expected = if attempt < 3 { FailOutcome::Retrying } else { FailOutcome::Failed };
+        let expected = if attempt < 3 {
+            FailOutcome::Retrying
+        } else {
+            FailOutcome::Failed
+        };
         assert_eq!(s.fail(&lease_of(&t), &now).await.unwrap(), expected);
     }
-    let permanent = Failure { error: "corrupt".into(), retryable: false, max_retries: 3, backoff_ms: 0 };
+    let permanent = Failure {
+        error: "corrupt".into(),
+        retryable: false,
+        max_retries: 3,
+        backoff_ms: 0,
+    };
     let ids3 = job_with_tasks(s.as_ref(), "j3", 1).await;
-    let t = s.claim(&ids3, &lease_spec("w1", 60_000)).await.unwrap().remove(0);
-    assert_eq!(s.fail(&lease_of(&t), &permanent).await.unwrap(), FailOutcome::Failed);
+    let t = s
+        .claim(&ids3, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        s.fail(&lease_of(&t), &permanent).await.unwrap(),
+        FailOutcome::Failed
+    );
 }
 
 async fn discovery_reports_are_idempotent(db: Db) {
     let s = &db.store;
-    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else { panic!() };
+    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
+        panic!()
+    };
     let ids = s.pending_task_ids("j1", 10).await.unwrap();
-    let t = s.claim(&ids, &lease_spec("w1", 60_000)).await.unwrap().remove(0);
-    let batch = DiscoveryBatch { attempt: 1, seq: 0, objects: objects(50, "a") };
-    assert_eq!(s.record_discovery(&lease_of(&t), &batch).await.unwrap(), ReportOutcome::Accepted);
-    assert_eq!(s.record_discovery(&lease_of(&t), &batch).await.unwrap(), ReportOutcome::Duplicate);
+    let t = s
+        .claim(&ids, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    let batch = DiscoveryBatch {
+        attempt: 1,
+        seq: 0,
+        objects: objects(50, "a"),
+    };
+    assert_eq!(
+        s.record_discovery(&lease_of(&t), &batch).await.unwrap(),
+        ReportOutcome::Accepted
+    );
+    assert_eq!(
+        s.record_discovery(&lease_of(&t), &batch).await.unwrap(),
+        ReportOutcome::Duplicate
+    );
     // A second attempt rediscovers the same objects plus new ones: no duplicates.
     let mut again = objects(50, "a");
     again.extend(objects(10, "b"));
-    let batch2 = DiscoveryBatch { attempt: 2, seq: 0, objects: again };
-    assert_eq!(s.record_discovery(&lease_of(&t), &batch2).await.unwrap(), ReportOutcome::Accepted);
+    let batch2 = DiscoveryBatch {
+        attempt: 2,
+        seq: 0,
+        objects: again,
+    };
+    assert_eq!(
+        s.record_discovery(&lease_of(&t), &batch2).await.unwrap(),
+        ReportOutcome::Accepted
+    );
     let counts = s.job_counts("j1", 1000).await.unwrap();
     assert_eq!(counts.objects_discovered, 60);
     let p = s.pipeline(100).await.unwrap();
@@ -301,11 +489,21 @@ async fn discovery_reports_are_idempotent(db: Db) {
 
 async fn pipeline_creates_each_task_exactly_once(db: Db) {
     let s = db.store.clone();
-    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else { panic!() };
+    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
+        panic!()
+    };
     let ids = s.pending_task_ids("j1", 10).await.unwrap();
-    let t = s.claim(&ids, &lease_spec("w1", 60_000)).await.unwrap().remove(0);
+    let t = s
+        .claim(&ids, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
     for seq in 0..20 {
-        let batch = DiscoveryBatch { attempt: 1, seq, objects: objects(25, &format!("s{seq}-")) };
+        let batch = DiscoveryBatch {
+            attempt: 1,
+            seq,
+            objects: objects(25, &format!("s{seq}-")),
+        };
         s.record_discovery(&lease_of(&t), &batch).await.unwrap();
     }
     let runs: Vec<_> = (0..3)
@@ -336,23 +534,45 @@ async fn finished_jobs_apply_the_failure_threshold(db: Db) {
     for (job, failures) in [("ok", 1usize), ("bad", 3)] {
         let ids = job_with_tasks(s.as_ref(), job, 19).await;
         let claimed = s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
-        let permanent = Failure { error: "corrupt".into(), retryable: false, max_retries: 3, backoff_ms: 0 };
+        let permanent = Failure {
+            error: "corrupt".into(),
+            retryable: false,
+            max_retries: 3,
+            backoff_ms: 0,
+        };
         for t in &claimed[..failures] {
             s.fail(&lease_of(t), &permanent).await.unwrap();
         }
         let early = s.finish_jobs(10.0).await.unwrap();
-        assert!(early.iter().all(|f| f.id != job), "finished with tasks running");
+        assert!(
+            early.iter().all(|f| f.id != job),
+            "finished with tasks running"
+        );
         finished.extend(early);
-        let rest: Vec<Completion> =
-            claimed[failures..].iter().map(|t| Completion { lease: lease_of(t), object: None, findings: vec![] }).collect();
+        let rest: Vec<Completion> = claimed[failures..]
+            .iter()
+            .map(|t| Completion {
+                lease: lease_of(t),
+                object: None,
+                findings: vec![],
+            })
+            .collect();
         s.complete(&rest).await.unwrap();
     }
     finished.extend(s.finish_jobs(10.0).await.unwrap());
-    let state_of = |id: &str| finished.iter().find(|f| f.id == id).map(|f| f.state.as_str());
+    let state_of = |id: &str| {
+        finished
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| f.state.as_str())
+    };
     // 20 tasks each (discovery + 19): 1 failed is 5 %, 3 failed is 15 %.
     assert_eq!(state_of("ok"), Some("COMPLETED"));
     assert_eq!(state_of("bad"), Some("FAILED"));
-    assert!(s.finish_jobs(10.0).await.unwrap().is_empty(), "a finished job finished twice");
+    assert!(
+        s.finish_jobs(10.0).await.unwrap().is_empty(),
+        "a finished job finished twice"
+    );
     assert!(s.job("ok").await.unwrap().unwrap().finished_at.is_some());
 }
 
@@ -363,54 +583,95 @@ async fn cancel_cancels_pending_tasks_and_ends_cancelled(db: Db) {
     let row = s.request_cancel("j1").await.unwrap().unwrap();
     assert_eq!(row.state, "CANCELLING");
     assert!(s.request_cancel("nope").await.unwrap().is_none());
-    assert_eq!(s.heartbeat(&lease_of(&running[0]), 60_000).await.unwrap(), HeartbeatOutcome::Cancelled);
+    assert_eq!(
+        s.heartbeat(&lease_of(&running[0]), 60_000).await.unwrap(),
+        HeartbeatOutcome::Cancelled
+    );
     let counts = s.job_counts("j1", 1000).await.unwrap();
     assert_eq!(task_state(&counts, "PROCESS", "CANCELLED"), 8);
-    assert!(s.finish_jobs(10.0).await.unwrap().is_empty(), "cancelled while tasks still run");
-    let done: Vec<Completion> =
-        running.iter().map(|t| Completion { lease: lease_of(t), object: None, findings: vec![] }).collect();
+    assert!(
+        s.finish_jobs(10.0).await.unwrap().is_empty(),
+        "cancelled while tasks still run"
+    );
+    let done: Vec<Completion> = running
+        .iter()
+        .map(|t| Completion {
+            lease: lease_of(t),
+            object: None,
+            findings: vec![],
+        })
+        .collect();
     s.complete(&done).await.unwrap();
     let finished = s.finish_jobs(10.0).await.unwrap();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0].state.as_str(), "CANCELLED");
-    assert_eq!(s.request_cancel("j1").await.unwrap().unwrap().state, "CANCELLED", "cancel is idempotent");
+    assert_eq!(
+        s.request_cancel("j1").await.unwrap().unwrap().state,
+        "CANCELLED",
+        "cancel is idempotent"
+    );
 }
 
 async fn status_versions_increase_and_deltas_list_changes(db: Db) {
     let s = &db.store;
-    let CreateOutcome::Created(a) = s.create_job(&new_job("a", "h")).await.unwrap() else { panic!() };
-    let CreateOutcome::Created(b) = s.create_job(&new_job("b", "h")).await.unwrap() else { panic!() };
+    let CreateOutcome::Created(a) = s.create_job(&new_job("a", "h")).await.unwrap() else {
+        panic!()
+    };
+    let CreateOutcome::Created(b) = s.create_job(&new_job("b", "h")).await.unwrap() else {
+        panic!()
+    };
     assert!(b.status_version > a.status_version);
     let mark = b.status_version;
     assert!(s.jobs_changed_since(mark, 10).await.unwrap().is_empty());
     let ids = s.pending_task_ids("a", 10).await.unwrap();
     s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
     let changed = s.jobs_changed_since(mark, 10).await.unwrap();
-    assert_eq!(changed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    assert_eq!(
+        changed.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["a"]
+    );
     assert!(changed[0].status_version > mark);
     let all = s.jobs_changed_since(0, 10).await.unwrap();
     assert_eq!(all.len(), 2);
-    assert!(all.windows(2).all(|w| w[0].status_version <= w[1].status_version));
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].status_version <= w[1].status_version)
+    );
     let page = s.jobs_page(None, 0, 1).await.unwrap();
     assert_eq!(page[0].id, "a");
     let next = s.jobs_page(None, page[0].seq, 10).await.unwrap();
-    assert_eq!(next.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(
+        next.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
     assert_eq!(s.jobs_page(Some("RUNNING"), 0, 10).await.unwrap().len(), 1);
 }
 
 async fn node_parameters_override_global_ones(db: Db) {
     let s = &db.store;
-    s.set_parameter("global", "worker.max_retries", "5").await.unwrap();
-    s.set_parameter("node-a", "worker.max_retries", "7").await.unwrap();
-    s.set_parameter("node-b", "worker.max_retries", "9").await.unwrap();
-    s.set_parameter("global", "worker.max_retries", "6").await.unwrap();
+    s.set_parameter("global", "worker.max_retries", "5")
+        .await
+        .unwrap();
+    s.set_parameter("node-a", "worker.max_retries", "7")
+        .await
+        .unwrap();
+    s.set_parameter("node-b", "worker.max_retries", "9")
+        .await
+        .unwrap();
+    s.set_parameter("global", "worker.max_retries", "6")
+        .await
+        .unwrap();
     let rows = s.parameters("node-a").await.unwrap();
     assert_eq!(rows.len(), 2);
     let layers = meridian_child::config::ConfigLayers::new().with_yaml("node:\n  id: node-a\n");
-    let cfg = meridian_child::config::finalize(&layers, &rows, meridian_child::RunMode::Single).unwrap();
+    let cfg =
+        meridian_child::config::finalize(&layers, &rows, meridian_child::RunMode::Single).unwrap();
     assert_eq!(cfg.worker.max_retries, 7);
     let rows = s.parameters("node-c").await.unwrap();
-    assert_eq!(rows.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(), ["6"]);
+    assert_eq!(
+        rows.iter().map(|r| r.value.as_str()).collect::<Vec<_>>(),
+        ["6"]
+    );
 }
 
 async fn findings_are_unique_and_paginate(db: Db) {
@@ -419,7 +680,9 @@ async fn findings_are_unique_and_paginate(db: Db) {
     let claimed = s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
     let mut batch = Vec::new();
     for t in &claimed {
-        let object_id = serde_json::from_str::<serde_json::Value>(&t.payload).unwrap()["object_id"].as_i64().unwrap();
+        let object_id = serde_json::from_str::<serde_json::Value>(&t.payload).unwrap()["object_id"]
+            .as_i64()
+            .unwrap();
         let findings = (1..=5)
             .map(|line| NewFinding {
                 object_id,
@@ -432,7 +695,11 @@ async fn findings_are_unique_and_paginate(db: Db) {
             .collect();
         batch.push(Completion {
             lease: lease_of(t),
-            object: Some(ObjectResult { object_id, outcome: ObjectOutcome::Complete, reason: None }),
+            object: Some(ObjectResult {
+                object_id,
+                outcome: ObjectOutcome::Complete,
+                reason: None,
+            }),
             findings,
         });
     }
@@ -451,19 +718,33 @@ async fn findings_are_unique_and_paginate(db: Db) {
         seen.extend(page);
     }
     assert_eq!(seen.len(), 15);
-    assert!(seen.iter().all(|f| f.object_key.starts_with("obj") && f.data_source_id == "ds1"));
+    assert!(
+        seen.iter()
+            .all(|f| f.object_key.starts_with("obj") && f.data_source_id == "ds1")
+    );
 }
 
 async fn node_leases_are_handed_back(db: Db) {
     let s = &db.store;
     let ids = job_with_tasks(s.as_ref(), "j1", 4).await;
     s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
-    let other = LeaseSpec { worker_id: "x".into(), node: "node-b".into(), lease_ms: 60_000 };
+    let other = LeaseSpec {
+        worker_id: "x".into(),
+        node: "node-b".into(),
+        lease_ms: 60_000,
+    };
     let ids2 = job_with_tasks(s.as_ref(), "j2", 1).await;
     s.claim(&ids2, &other).await.unwrap();
     assert_eq!(s.release_node_leases("node-a", false, 3).await.unwrap(), 4);
     let again = s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
-    assert!(again.iter().all(|t| t.attempts == 1), "a handed-back attempt does not count");
+    assert!(
+        again.iter().all(|t| t.attempts == 1),
+        "a handed-back attempt does not count"
+    );
     let counts = s.job_counts("j2", 1000).await.unwrap();
-    assert_eq!(task_state(&counts, "PROCESS", "RUNNING"), 1, "another node's leases are untouched");
+    assert_eq!(
+        task_state(&counts, "PROCESS", "RUNNING"),
+        1,
+        "another node's leases are untouched"
+    );
 }
