@@ -205,7 +205,7 @@ pub fn process(
         }
         scanner.push_line(&String::from_utf8_lossy(&line));
         lines += 1;
-        if lines % 1024 == 0 {
+        if lines.is_multiple_of(1024) {
             check(abort)?;
         }
     }

@@ -54,7 +54,7 @@ pub fn process(
                 .min(Duration::from_millis(50)),
         );
     }
-    if src.fail_permanently_every > 0 && index % src.fail_permanently_every == 0 {
+    if src.fail_permanently_every > 0 && index.is_multiple_of(src.fail_permanently_every) {
         return Err(ScanError::Permanent(format!(
             "{key}: synthetic permanent failure"
         )));

@@ -77,20 +77,6 @@ pub fn final_state(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use meridian_shared::states::JobState;
-
-    #[test]
-    fn failure_threshold_is_strictly_above() {
-        assert_eq!(final_state("RUNNING", 20, 2, 10.0), JobState::Completed);
-        assert_eq!(final_state("RUNNING", 20, 3, 10.0), JobState::Failed);
-        assert_eq!(final_state("RUNNING", 20, 0, 0.0), JobState::Completed);
-        assert_eq!(final_state("CANCELLING", 20, 20, 10.0), JobState::Cancelled);
-    }
-}
-
 /// Findings of accepted completions as one JSON array for a set-based insert, each
 /// element carrying its job id.
 pub fn findings_json(
@@ -114,5 +100,19 @@ pub fn findings_json(
         String::new()
     } else {
         serde_json::Value::Array(rows).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_shared::states::JobState;
+
+    #[test]
+    fn failure_threshold_is_strictly_above() {
+        assert_eq!(final_state("RUNNING", 20, 2, 10.0), JobState::Completed);
+        assert_eq!(final_state("RUNNING", 20, 3, 10.0), JobState::Failed);
+        assert_eq!(final_state("RUNNING", 20, 0, 0.0), JobState::Completed);
+        assert_eq!(final_state("CANCELLING", 20, 20, 10.0), JobState::Cancelled);
     }
 }

@@ -32,7 +32,7 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 /// Visa, Mastercard (51–55, 2221–2720), American Express (34, 37), Discover (6011,
