@@ -1,7 +1,7 @@
 //! `App`: everything a site's components share, built once in `Site::build`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -76,6 +76,9 @@ pub struct App {
     pub completer: CompleterHandle,
     /// Tasks leased by this node and not yet reported (claimed, queued or running).
     pub in_flight: AtomicUsize,
+    /// Moving average of how long a task takes to run, in microseconds (0: unknown);
+    /// sizes the assigner's window.
+    pub task_micros: AtomicU64,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
     /// Test failpoints; empty in production.
@@ -95,6 +98,18 @@ impl App {
     /// The current configuration.
     pub fn cfg(&self) -> Arc<SystemConfig> {
         self.config.load_full()
+    }
+
+    /// Folds one task's run time into `task_micros` (weight 1/8).
+    pub fn record_task_time(&self, micros: u64) {
+        let old = self.task_micros.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            micros.max(1)
+        } else {
+            (old * 7 + micros) / 8
+        }
+        .max(1);
+        self.task_micros.store(new, Ordering::Relaxed);
     }
 
     pub fn node_id(&self) -> String {

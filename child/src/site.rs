@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -105,6 +105,7 @@ impl Site {
             wake: Wakeups::default(),
             completer,
             in_flight: AtomicUsize::new(0),
+            task_micros: AtomicU64::new(0),
             metrics: crate::metrics::handle(),
             failpoints: opts.failpoints,
             incarnation: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
@@ -151,7 +152,6 @@ impl Site {
         ));
         let threads = cfg.worker.in_process_thread_count;
         let (queue_tx, queue_rx) = async_channel::unbounded();
-        let window = (threads as usize) * 2;
         {
             let a = app.clone();
             tracker.spawn(supervise(a.clone(), loops.clone(), move || {
@@ -179,7 +179,7 @@ impl Site {
             let a = app.clone();
             let q = queue_tx.clone();
             tracker.spawn(supervise(a.clone(), loops.clone(), move || {
-                Assigner::new(a.clone(), q.clone(), window)
+                Assigner::new(a.clone(), q.clone(), threads as usize)
             }));
             tracker.spawn(probe_database(app.clone(), loops.clone()));
         }

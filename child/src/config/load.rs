@@ -243,6 +243,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_default_file_equals_the_built_in_defaults() {
+        let layers =
+            ConfigLayers::new().with_yaml(include_str!("../../../config/system_default.yaml"));
+        let from_file = finalize(&layers, &[], RunMode::Orchestrator).unwrap();
+        assert_eq!(from_file, SystemConfig::default());
+    }
+
+    #[test]
     fn later_layers_win_and_node_rows_beat_global_rows() {
         let layers = ConfigLayers::new()
             .with_yaml("worker:\n  max_retries: 5\n  task_timeout_seconds: 700\nnode:\n  id: n7\n");

@@ -42,21 +42,38 @@ struct State {
     fair: FairShare,
 }
 
+/// Queued work the window aims for, in microseconds of task time per worker.
+const QUEUE_TARGET_MICROS: usize = 100_000;
+
 pub struct Assigner {
     app: Arc<App>,
     queue: async_channel::Sender<WorkPacket>,
-    /// Packets in flight at most: queued plus running plus awaiting commit.
-    window: usize,
+    /// Workers reading the queue.
+    workers: usize,
     state: Mutex<State>,
 }
 
 impl Assigner {
-    pub fn new(app: Arc<App>, queue: async_channel::Sender<WorkPacket>, window: usize) -> Self {
+    pub fn new(app: Arc<App>, queue: async_channel::Sender<WorkPacket>, workers: usize) -> Self {
         Assigner {
             app,
             queue,
-            window: window.max(1),
+            workers: workers.max(1),
             state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Most tasks in flight (queued, running or awaiting commit). Two per worker keeps
+    /// every worker busy; short tasks get a deeper window, up to about 100 ms of queued
+    /// work, so that claims and completions reach the database in large batches. Long
+    /// tasks never sit leased in the queue for long, and a new job's tasks wait behind
+    /// at most that much work.
+    pub fn window(&self) -> usize {
+        let floor = 2 * self.workers;
+        let cap = floor.max(4 * self.app.cfg().orchestrator.task_cache_size as usize);
+        match self.app.task_micros.load(Ordering::Relaxed) as usize {
+            0 => floor,
+            avg => (self.workers * QUEUE_TARGET_MICROS / avg).clamp(floor, cap),
         }
     }
 
@@ -150,8 +167,11 @@ impl BackgroundLoop for Assigner {
             return Ok(Tick::Idle);
         }
         let in_flight = self.app.in_flight.load(Ordering::Acquire);
-        let free = self.window.saturating_sub(in_flight);
-        if free == 0 {
+        let window = self.window();
+        let free = window.saturating_sub(in_flight);
+        // Claim in batches: wait for a quarter of the window to free up, unless the
+        // workers are about to run dry.
+        if free == 0 || (free < window / 4 && self.queue.len() >= self.workers) {
             return Ok(Tick::Idle);
         }
         let mut guard = self.state.lock().await;

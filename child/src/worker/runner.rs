@@ -48,7 +48,9 @@ pub async fn run(
         stop.clone(),
         deadline.clone(),
     ));
+    let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop).await;
+    app.record_task_time(started.elapsed().as_micros() as u64);
     heartbeat.abort();
     match result {
         Ok(scan) => {
