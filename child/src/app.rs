@@ -30,6 +30,9 @@ pub struct Wakeups {
     pub jobs_changed: AtomicBool,
     /// Set when tasks became pending: ask the database even for jobs that had none.
     pub tasks_available: AtomicBool,
+    /// Set when tasks became pending again below ids already read (retries, reaped
+    /// leases): refills start over from the lowest id.
+    pub tasks_requeued: AtomicBool,
 }
 
 impl Wakeups {
@@ -37,6 +40,16 @@ impl Wakeups {
     pub fn tasks_added(&self) {
         self.tasks_available.store(true, Ordering::Release);
         self.assigner.notify_one();
+    }
+
+    /// Says earlier tasks are pending again and wakes the assigner.
+    pub fn tasks_requeued(&self) {
+        self.tasks_requeued.store(true, Ordering::Release);
+        self.tasks_added();
+    }
+
+    pub fn take_tasks_requeued(&self) -> bool {
+        self.tasks_requeued.swap(false, Ordering::AcqRel)
     }
 
     /// Says the set of active jobs changed and wakes the assigner.

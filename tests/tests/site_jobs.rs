@@ -286,7 +286,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
         store.create_job(&new).await.unwrap(),
         CreateOutcome::Created(_)
     ));
-    let ids = store.pending_task_ids(&job_id, 10).await.unwrap();
+    let ids = store.pending_task_ids(&job_id, 0, 10).await.unwrap();
     let ghost = LeaseSpec {
         worker_id: "ghost/1".into(),
         node: "ghost".into(),

@@ -109,7 +109,7 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
     let CreateOutcome::Created(_) = store.create_job(&new_job(id, "h")).await.unwrap() else {
         panic!("created")
     };
-    let discovery = store.pending_task_ids(id, 10).await.unwrap();
+    let discovery = store.pending_task_ids(id, 0, 10).await.unwrap();
     let claimed = store
         .claim(&discovery, &lease_spec("w", 60_000))
         .await
@@ -135,7 +135,7 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
     assert_eq!(done, [ReportOutcome::Accepted]);
     let p = store.pipeline(100).await.unwrap();
     assert_eq!(p.tasks_created, n as u64);
-    let ids = store.pending_task_ids(id, n as i64 + 10).await.unwrap();
+    let ids = store.pending_task_ids(id, 0, n as i64 + 10).await.unwrap();
     assert_eq!(ids.len(), n);
     ids
 }
@@ -395,7 +395,7 @@ async fn retryable_failures_back_off_until_attempts_run_out(db: Db) {
         FailOutcome::Retrying
     );
     assert!(
-        s.pending_task_ids("j1", 10).await.unwrap().is_empty(),
+        s.pending_task_ids("j1", 0, 10).await.unwrap().is_empty(),
         "backoff not respected"
     );
     assert!(
@@ -450,7 +450,7 @@ async fn discovery_reports_are_idempotent(db: Db) {
     let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
         panic!()
     };
-    let ids = s.pending_task_ids("j1", 10).await.unwrap();
+    let ids = s.pending_task_ids("j1", 0, 10).await.unwrap();
     let t = s
         .claim(&ids, &lease_spec("w1", 60_000))
         .await
@@ -492,7 +492,7 @@ async fn pipeline_creates_each_task_exactly_once(db: Db) {
     let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
         panic!()
     };
-    let ids = s.pending_task_ids("j1", 10).await.unwrap();
+    let ids = s.pending_task_ids("j1", 0, 10).await.unwrap();
     let t = s
         .claim(&ids, &lease_spec("w1", 60_000))
         .await
@@ -623,7 +623,7 @@ async fn status_versions_increase_and_deltas_list_changes(db: Db) {
     assert!(b.status_version > a.status_version);
     let mark = b.status_version;
     assert!(s.jobs_changed_since(mark, 10).await.unwrap().is_empty());
-    let ids = s.pending_task_ids("a", 10).await.unwrap();
+    let ids = s.pending_task_ids("a", 0, 10).await.unwrap();
     s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
     let changed = s.jobs_changed_since(mark, 10).await.unwrap();
     assert_eq!(

@@ -33,6 +33,10 @@ struct JobSlot {
     options: JobOptions,
     cache: VecDeque<i64>,
     empty_since: Option<Instant>,
+    /// Highest task id fetched so far; the next refill reads above it. Reset to 0 when
+    /// a read comes back short, or when tasks may have become pending again below it
+    /// (retries, reaped leases), so that no pending task is missed for long.
+    cursor: i64,
 }
 
 #[derive(Default)]
@@ -98,6 +102,7 @@ impl Assigner {
                     row,
                     cache: VecDeque::new(),
                     empty_since: None,
+                    cursor: 0,
                 },
             })
             .collect();
@@ -107,20 +112,30 @@ impl Assigner {
 
     async fn refill(&self, st: &mut State) -> anyhow::Result<()> {
         let new_tasks = self.app.wake.take_tasks_available();
+        let requeued = self.app.wake.take_tasks_requeued();
         let cache_size = i64::from(self.app.cfg().orchestrator.task_cache_size);
         for slot in st.jobs.iter_mut().filter(|s| s.cache.is_empty()) {
             if !new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY) {
                 continue;
             }
+            if requeued {
+                slot.cursor = 0;
+            }
             let ids = self
                 .app
                 .store
-                .pending_task_ids(&slot.row.id, cache_size)
+                .pending_task_ids(&slot.row.id, slot.cursor, cache_size)
                 .await?;
-            slot.empty_since = if ids.is_empty() {
+            let short = (ids.len() as i64) < cache_size;
+            slot.empty_since = if ids.is_empty() && slot.cursor == 0 {
                 Some(Instant::now())
             } else {
                 None
+            };
+            slot.cursor = if short {
+                0
+            } else {
+                ids.last().copied().unwrap_or(0)
             };
             slot.cache.extend(ids);
         }
@@ -177,19 +192,29 @@ impl BackgroundLoop for Assigner {
         let mut guard = self.state.lock().await;
         let st = &mut *guard;
         self.refresh_jobs(st).await?;
-        self.refill(st).await?;
         let policy = self.app.cfg().orchestrator.fair_sharing_policy;
-        let mut candidates: Vec<Candidate<'_>> = st
-            .jobs
-            .iter_mut()
-            .map(|s| Candidate {
-                job_id: &s.row.id,
-                weight: s.row.priority,
-                cache: &mut s.cache,
-            })
-            .collect();
-        let picked = st.fair.pick(policy, &mut candidates, free);
-        drop(candidates);
+        // A window wider than the caches is filled in a few rounds of refill and pick,
+        // so that it still goes to the database as one claim.
+        let mut picked = Vec::new();
+        for _ in 0..4 {
+            self.refill(st).await?;
+            let mut candidates: Vec<Candidate<'_>> = st
+                .jobs
+                .iter_mut()
+                .map(|s| Candidate {
+                    job_id: &s.row.id,
+                    weight: s.row.priority,
+                    cache: &mut s.cache,
+                })
+                .collect();
+            let round = st.fair.pick(policy, &mut candidates, free - picked.len());
+            drop(candidates);
+            let exhausted = round.is_empty();
+            picked.extend(round);
+            if exhausted || picked.len() >= free {
+                break;
+            }
+        }
         if picked.is_empty() {
             return Ok(Tick::Idle);
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use meridian_shared::backoff::Backoff;
 use meridian_shared::wire::ComponentState;
@@ -18,6 +18,21 @@ use crate::store::{Completion, ReportOutcome};
 
 /// Most completions in one transaction.
 const MAX_BATCH: usize = 512;
+
+/// A batch this large is committed at once.
+const TARGET_BATCH: usize = 100;
+
+/// Longest wait for a batch to fill while other tasks are in flight.
+const LINGER: Duration = Duration::from_millis(2);
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<Completion>, batch: &mut Vec<Completion>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(c) => batch.push(c),
+            Err(_) => break,
+        }
+    }
+}
 
 /// Where workers send completions.
 #[derive(Debug, Clone)]
@@ -55,11 +70,17 @@ pub async fn run(
         };
         let Some(first) = first else { break };
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(c) => batch.push(c),
-                Err(_) => break,
-            }
+        drain(&mut rx, &mut batch);
+        // More completions are on their way while other tasks are in flight: wait a
+        // moment so that one commit covers them. An idle site never waits.
+        let lingering = Instant::now();
+        while batch.len() < TARGET_BATCH
+            && app.in_flight.load(Ordering::Acquire) > batch.len()
+            && lingering.elapsed() < LINGER
+            && !stop.is_cancelled()
+        {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            drain(&mut rx, &mut batch);
         }
         let mut attempt = 0;
         let outcomes = loop {

@@ -43,7 +43,7 @@ impl BackgroundLoop for Reaper {
             counts.requeued,
             counts.failed
         );
-        self.app.wake.tasks_added();
+        self.app.wake.tasks_requeued();
         self.app.wake.finisher.notify_one();
         Ok(if total as i64 >= REAP_BATCH {
             Tick::Worked

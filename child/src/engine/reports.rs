@@ -77,7 +77,7 @@ pub async fn failed(
     match outcome {
         FailOutcome::Retrying => {
             metrics::counter!("meridian_task_retries_total").increment(1);
-            app.wake.tasks_added();
+            app.wake.tasks_requeued();
         }
         FailOutcome::Failed => {
             metrics::counter!("meridian_tasks_failed_total").increment(1);

@@ -117,8 +117,15 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- the queue ---------------------------------------------------------------
 
-    /// Ids of a job's pending tasks whose backoff has passed, oldest first.
-    async fn pending_task_ids(&self, job_id: &str, limit: i64) -> StoreResult<Vec<i64>>;
+    /// Ids above `after_id` of a job's pending tasks whose backoff has passed, lowest
+    /// first. Callers page with `after_id` so that a scan never re-reads the head of
+    /// the queue, where claimed tasks leave dead index entries until vacuum.
+    async fn pending_task_ids(
+        &self,
+        job_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<i64>>;
 
     /// Leases those of `ids` that are still pending, in one statement, each with a
     /// fresh lease token. Tasks taken meanwhile by someone else are simply absent.

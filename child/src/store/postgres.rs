@@ -320,14 +320,20 @@ impl Store for PostgresStore {
             .await?)
     }
 
-    async fn pending_task_ids(&self, job_id: &str, limit: i64) -> StoreResult<Vec<i64>> {
+    async fn pending_task_ids(
+        &self,
+        job_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<i64>> {
         Ok(sqlx::query_scalar(concat!(
-            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
+            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND id > $3 AND not_before <= ",
             now!(),
             " ORDER BY id LIMIT $2"
         ))
         .bind(job_id)
         .bind(limit)
+        .bind(after_id)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -439,18 +445,23 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let leases: Vec<&Lease> = batch.iter().map(|c| &c.lease).collect();
+        // Arrays matched by position, and `id = ANY(...)` on the primary key: the plan is
+        // an index lookup per task whatever the table's statistics say (a join with a
+        // set-returning function can turn into a sequential scan of the whole queue).
+        let ids: Vec<i64> = batch.iter().map(|c| c.lease.task_id).collect();
+        let tokens: Vec<&str> = batch.iter().map(|c| c.lease.lease_token.as_str()).collect();
         let mut tx = self.pool.begin().await?;
         let accepted: Vec<(i64, String)> = sqlx::query_as(concat!(
             "UPDATE tasks t SET state = 'SUCCEEDED', finished_at = ",
             now!(),
             ", ",
             no_lease!(),
-            " FROM json_to_recordset($1::json) AS c(task_id BIGINT, lease_token TEXT) ",
-            "WHERE t.id = c.task_id AND t.lease_token = c.lease_token AND t.state = 'RUNNING' ",
+            " WHERE t.id = ANY($1) AND t.state = 'RUNNING' ",
+            "AND t.lease_token = ($2::TEXT[])[array_position($1::BIGINT[], t.id)] ",
             "RETURNING t.id, t.job_id"
         ))
-        .bind(serde_json::to_string(&leases).unwrap_or_default())
+        .bind(&ids)
+        .bind(&tokens)
         .fetch_all(&mut *tx)
         .await?;
         let ok: std::collections::HashSet<i64> = accepted.iter().map(|(id, _)| *id).collect();
@@ -460,12 +471,18 @@ impl Store for PostgresStore {
             .collect();
         let objects: Vec<&ObjectResult> = done.iter().filter_map(|c| c.object.as_ref()).collect();
         if !objects.is_empty() {
+            let object_ids: Vec<i64> = objects.iter().map(|o| o.object_id).collect();
+            let outcomes: Vec<&str> = objects.iter().map(|o| o.outcome.as_str()).collect();
+            let reasons: Vec<Option<&str>> = objects.iter().map(|o| o.reason.as_deref()).collect();
             sqlx::query(
-                "UPDATE discovered_objects o SET outcome = c.outcome, reason = c.reason \
-                 FROM json_to_recordset($1::json) AS c(object_id BIGINT, outcome TEXT, reason TEXT) \
-                 WHERE o.id = c.object_id",
+                "UPDATE discovered_objects o SET \
+                   outcome = ($2::TEXT[])[array_position($1::BIGINT[], o.id)], \
+                   reason = ($3::TEXT[])[array_position($1::BIGINT[], o.id)] \
+                 WHERE o.id = ANY($1)",
             )
-            .bind(serde_json::to_string(&objects).unwrap_or_default())
+            .bind(&object_ids)
+            .bind(&outcomes)
+            .bind(&reasons)
             .execute(&mut *tx)
             .await?;
         }
@@ -635,13 +652,22 @@ impl Store for PostgresStore {
 
     async fn finish_jobs(&self, failure_threshold_percent: f64) -> StoreResult<Vec<FinishedJob>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(concat!(
-            "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
-            now!(),
-            " WHERE state = 'PENDING' AND job_id IN (SELECT id FROM jobs WHERE state = 'CANCELLING')"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        // Tasks the pipeliner or the reaper made pending after the cancel. One indexed
+        // statement per cancelling job; with none, this transaction writes nothing.
+        let cancelling: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'CANCELLING'")
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &cancelling {
+            sqlx::query(concat!(
+                "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
+                now!(),
+                " WHERE job_id = $1 AND state = 'PENDING'"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let candidates: Vec<(String, String, i64, i64)> =
             sqlx::query_as(queries::FINISH_CANDIDATES)
                 .fetch_all(&mut *tx)

@@ -335,14 +335,20 @@ impl Store for SqliteStore {
             .await?)
     }
 
-    async fn pending_task_ids(&self, job_id: &str, limit: i64) -> StoreResult<Vec<i64>> {
+    async fn pending_task_ids(
+        &self,
+        job_id: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<i64>> {
         Ok(sqlx::query_scalar(concat!(
-            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
+            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND id > $3 AND not_before <= ",
             now!(),
             " ORDER BY id LIMIT $2"
         ))
         .bind(job_id)
         .bind(limit)
+        .bind(after_id)
         .fetch_all(&self.read)
         .await?)
     }
@@ -358,7 +364,8 @@ impl Store for SqliteStore {
             now!(),
             " + $4, last_progress_at = ",
             now!(),
-            " WHERE id IN (SELECT value FROM json_each($1)) AND state = 'PENDING' AND not_before <= ",
+            // `+state`: look tasks up by id; an index on state would scan every pending task.
+            " WHERE id IN (SELECT value FROM json_each($1)) AND +state = 'PENDING' AND not_before <= ",
             now!(),
             " RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
         ))
@@ -466,7 +473,7 @@ impl Store for SqliteStore {
             no_lease!(),
             " FROM (SELECT json_extract(value, '$.task_id') AS task_id, json_extract(value, '$.lease_token') AS token \
                FROM json_each($1)) AS c \
-             WHERE tasks.id = c.task_id AND tasks.lease_token = c.token AND tasks.state = 'RUNNING' \
+             WHERE tasks.id = c.task_id AND tasks.lease_token = c.token AND +tasks.state = 'RUNNING' \
              RETURNING tasks.id, tasks.job_id"
         ))
         .bind(serde_json::to_string(&leases).unwrap_or_default())
@@ -657,13 +664,22 @@ impl Store for SqliteStore {
 
     async fn finish_jobs(&self, failure_threshold_percent: f64) -> StoreResult<Vec<FinishedJob>> {
         let mut tx = self.write.begin().await?;
-        sqlx::query(concat!(
-            "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
-            now!(),
-            " WHERE state = 'PENDING' AND job_id IN (SELECT id FROM jobs WHERE state = 'CANCELLING')"
-        ))
-        .execute(&mut *tx)
-        .await?;
+        // Tasks the pipeliner or the reaper made pending after the cancel. One indexed
+        // statement per cancelling job; with none, this transaction writes nothing.
+        let cancelling: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'CANCELLING'")
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &cancelling {
+            sqlx::query(concat!(
+                "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
+                now!(),
+                " WHERE job_id = $1 AND state = 'PENDING'"
+            ))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let candidates: Vec<(String, String, i64, i64)> =
             sqlx::query_as(queries::FINISH_CANDIDATES)
                 .fetch_all(&mut *tx)
