@@ -35,7 +35,8 @@ pub async fn refresh_queue_depth(app: &App) -> Result<(), StoreError> {
     let stalled_ms = (app.cfg().orchestrator.stalled_task_seconds * 1000) as i64;
     for job in app.store.active_jobs().await? {
         let counts = app.store.job_counts(&job.id, stalled_ms).await?;
-        metrics::gauge!("meridian_stalled_tasks", "job_id" => job.id.clone()).set(counts.stalled_tasks as f64);
+        metrics::gauge!("meridian_stalled_tasks", "job_id" => job.id.clone())
+            .set(counts.stalled_tasks as f64);
         for (phase, state, n) in counts.tasks {
             if state == "PENDING" || state == "RUNNING" {
                 metrics::gauge!("meridian_queue_depth", "job_id" => job.id.clone(), "phase" => phase, "state" => state)
