@@ -28,3 +28,27 @@ pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     meridian_shared::telemetry::init(meridian_shared::telemetry::LogFormat::Text, "warn");
 }
+
+/// Generates `sqlite::name` and `postgres::name` tests calling `name(Backend)` for
+/// every listed async test body, so that each behaviour runs on both stores.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

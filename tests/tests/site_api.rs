@@ -5,24 +5,7 @@ use meridian_tests::Backend;
 use meridian_tests::site::TestSite;
 use serde_json::{Value, json};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(meridian_tests::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(meridian_tests::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-on_both!(
+meridian_tests::on_both!(
     start_job_is_idempotent_on_job_id,
     statuses_and_lists_page_and_delta,
     bad_requests_get_the_envelope

@@ -17,24 +17,7 @@ use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(120);
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(meridian_tests::Backend::Sqlite).await }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(meridian_tests::Backend::Postgres).await }
-            )*
-        }
-    };
-}
-
-on_both!(
+meridian_tests::on_both!(
     a_corpus_job_finds_exactly_the_seeded_values,
     a_small_job_is_not_starved_under_round,
     a_small_job_is_not_starved_under_weighted,
