@@ -65,7 +65,28 @@ conformance!(
     node_parameters_override_global_ones,
     findings_are_unique_and_paginate,
     node_leases_are_handed_back,
+    stalled_means_no_progress_whatever_the_heartbeats,
 );
+
+/// The embedded store also runs on `sqlite::memory:` (what unit-level uses take).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_sqlite_store_passes_the_core_cases() {
+    meridian_tests::init();
+    for body in [0, 1, 2] {
+        let store = meridian_child::store::open("sqlite::memory:", 4)
+            .await
+            .expect("in-memory store");
+        let db = Db {
+            store,
+            _dir: tempfile::tempdir().unwrap(),
+        };
+        match body {
+            0 => create_job_is_idempotent_on_id(db).await,
+            1 => stale_lease_reports_write_nothing(db).await,
+            _ => pipeline_creates_each_task_exactly_once(db).await,
+        }
+    }
+}
 
 fn new_job(id: &str, hash: &str) -> NewJob {
     NewJob {
@@ -746,5 +767,40 @@ async fn node_leases_are_handed_back(db: Db) {
         task_state(&counts, "PROCESS", "RUNNING"),
         1,
         "another node's leases are untouched"
+    );
+}
+
+async fn stalled_means_no_progress_whatever_the_heartbeats(db: Db) {
+    let s = &db.store;
+    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
+        panic!()
+    };
+    let ids = s.pending_task_ids("j1", 0, 10).await.unwrap();
+    let t = s
+        .claim(&ids, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(s.job_counts("j1", 60_000).await.unwrap().stalled_tasks, 0);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(matches!(
+        s.heartbeat(&lease_of(&t), 60_000).await.unwrap(),
+        HeartbeatOutcome::Extended { .. }
+    ));
+    assert_eq!(
+        s.job_counts("j1", 30).await.unwrap().stalled_tasks,
+        1,
+        "a heartbeat is not progress"
+    );
+    let batch = DiscoveryBatch {
+        attempt: 1,
+        seq: 0,
+        objects: objects(2, "p"),
+    };
+    s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+    assert_eq!(
+        s.job_counts("j1", 30).await.unwrap().stalled_tasks,
+        0,
+        "progress clears the flag"
     );
 }
