@@ -176,13 +176,24 @@ pub async fn status(app: &App, id: &str) -> Result<JobStatus, JobError> {
     Ok(status_of(app, row).await?)
 }
 
-/// Every job whose status changed after `since`.
+/// Every job whose status changed after `since`. Jobs changed in one transaction
+/// share a version, so a page never ends inside such a group: the cursor would skip
+/// the rest of it. A group larger than `limit` is returned whole.
 pub async fn statuses_since(app: &App, since: i64, limit: i64) -> Result<StatusDelta, JobError> {
-    let rows = app.store.jobs_changed_since(since, limit + 1).await?;
+    let mut rows = app.store.jobs_changed_since(since, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
+    if has_more {
+        let boundary = rows[limit as usize].status_version;
+        rows.truncate(limit as usize);
+        rows.retain(|r| r.status_version != boundary);
+        if rows.is_empty() {
+            rows = app.store.jobs_changed_since(boundary - 1, i64::MAX).await?;
+            rows.retain(|r| r.status_version == boundary);
+        }
+    }
     let mut jobs = Vec::with_capacity(rows.len());
     let mut next = since;
-    for row in rows.into_iter().take(limit as usize) {
+    for row in rows {
         next = next.max(row.status_version);
         jobs.push(status_of(app, row).await?);
     }
