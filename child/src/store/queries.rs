@@ -47,6 +47,8 @@ pub const INSERT_JOB: &str = "INSERT INTO jobs (id, name, definition_hash, data_
 pub const INSERT_DISCOVERY_TASK: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
      created_at) VALUES ($1, $2, 'DISCOVERY', $3, 'PENDING', $4)";
 
+pub const CANCELLING_JOBS: &str = "SELECT id FROM jobs WHERE state = 'CANCELLING'";
+
 pub const BUMP_COUNTER: &str =
     "UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' RETURNING value";
 

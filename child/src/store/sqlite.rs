@@ -27,6 +27,13 @@ macro_rules! no_lease {
     };
 }
 
+/// Cancels a job's pending tasks (on cancel, and for tasks made pending after it).
+const CANCEL_PENDING: &str = concat!(
+    "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
+    now!(),
+    " WHERE job_id = $1 AND state = 'PENDING'"
+);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 pub struct SqliteStore {
@@ -300,14 +307,10 @@ impl Store for SqliteStore {
         if job.job_state().is_terminal() || job.state == "CANCELLING" {
             return Ok(Some(job));
         }
-        sqlx::query(concat!(
-            "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
-            now!(),
-            " WHERE job_id = $1 AND state = 'PENDING'"
-        ))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(CANCEL_PENDING)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         Self::bump(&mut tx, std::slice::from_ref(&job.id), false).await?;
         sqlx::query("UPDATE jobs SET state = 'CANCELLING' WHERE id = $1")
             .bind(id)
@@ -666,19 +669,14 @@ impl Store for SqliteStore {
         let mut tx = self.write.begin().await?;
         // Tasks the pipeliner or the reaper made pending after the cancel. One indexed
         // statement per cancelling job; with none, this transaction writes nothing.
-        let cancelling: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'CANCELLING'")
-                .fetch_all(&mut *tx)
-                .await?;
-        for id in &cancelling {
-            sqlx::query(concat!(
-                "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
-                now!(),
-                " WHERE job_id = $1 AND state = 'PENDING'"
-            ))
-            .bind(id)
-            .execute(&mut *tx)
+        let cancelling: Vec<String> = sqlx::query_scalar(queries::CANCELLING_JOBS)
+            .fetch_all(&mut *tx)
             .await?;
+        for id in &cancelling {
+            sqlx::query(CANCEL_PENDING)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let candidates: Vec<(String, String, i64, i64)> =
             sqlx::query_as(queries::FINISH_CANDIDATES)
