@@ -11,6 +11,7 @@ pub mod failpoints;
 pub mod health;
 pub mod metrics;
 pub mod scan;
+pub mod serve;
 pub mod site;
 pub mod store;
 pub mod supervisor;

@@ -33,7 +33,7 @@ use crate::health::{Health, component};
 use crate::supervisor::supervise;
 use crate::worker::pool;
 use crate::worker::registry::WorkerRegistry;
-use crate::{RunMode, api, store};
+use crate::{RunMode, serve, store};
 
 /// What a site is started with.
 #[derive(Debug)]
@@ -186,15 +186,18 @@ impl Site {
 
         // Then the API.
         let api_stop = CancellationToken::new();
-        let server = {
-            let router = api::router(app.clone());
-            let stop = api_stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            })
+        let scheme = if cfg.api.tls.is_some() {
+            "https"
+        } else {
+            "http"
         };
+        let server = serve::spawn(
+            app.clone(),
+            listener,
+            api_stop.clone(),
+            &tracker,
+            loops.clone(),
+        )?;
         app.health.healthy(component::API);
 
         // Then the workers.
@@ -214,7 +217,7 @@ impl Site {
             site = %cfg.site.name,
             workers = threads,
             startup_ms = app.started.elapsed().as_millis() as u64,
-            "site {} ready on http://{addr}",
+            "site {} ready on {scheme}://{addr}",
             cfg.site.name,
         );
 

@@ -8,4 +8,5 @@ pub mod shutdown;
 pub mod states;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod wire;

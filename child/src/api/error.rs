@@ -28,6 +28,12 @@ pub enum ApiError {
     },
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// No credential, or one that is expired, forged or meant for someone else.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid credential without the role the call needs.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -46,6 +52,8 @@ impl ApiError {
             }
             ApiError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -62,7 +70,14 @@ impl IntoResponse for ApiError {
         {
             body = body.with_details(d);
         }
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        resp
     }
 }
 

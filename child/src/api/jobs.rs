@@ -26,6 +26,11 @@ async fn start_job(
     ApiJson(req): ApiJson<StartJobRequest>,
 ) -> Result<(StatusCode, Json<JobStatus>), ApiError> {
     let (status, created) = jobs::start_job(&app, req).await?;
+    // Test failpoint: the job is committed but the caller never hears back (the
+    // connection drops), as when a response is lost in the network.
+    if app.failpoints.hit("start_job.lose_response").is_some() {
+        panic!("failpoint start_job.lose_response: dropping the response");
+    }
     Ok((
         if created {
             StatusCode::CREATED

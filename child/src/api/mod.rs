@@ -3,8 +3,8 @@
 //! body, unknown route or method) are mapped to it too.
 
 mod catalog;
-mod error;
-mod extract;
+pub mod error;
+pub mod extract;
 mod jobs;
 mod ops;
 

@@ -118,6 +118,8 @@ pub struct NodeConfig {
 pub struct SiteConfig {
     /// `[a-z0-9-]{1,63}`, e.g. `london`.
     pub name: String,
+    /// Part of a federation: the master calls this site, so `api.tls` is required.
+    pub federated: bool,
 }
 
 /// `api.*`
@@ -128,6 +130,45 @@ pub struct ApiConfig {
     pub listen: String,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: u64,
+    /// HTTPS with required client certificates (mutual TLS). Absent: plain HTTP,
+    /// which is allowed only on a loopback address of a site outside a federation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ApiTlsConfig>,
+}
+
+/// `api.tls.*`: the site's certificate and who may call it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTlsConfig {
+    /// The mesh CA that client certificates must chain to.
+    pub ca_file: PathBuf,
+    /// This site's certificate; its DNS SAN is the site name.
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Client identities (DNS SANs) allowed to call this site.
+    #[serde(default = "default_allowed_clients")]
+    pub allowed_clients: Vec<String>,
+    /// How often the three files are checked for rotation.
+    #[serde(default = "default_tls_reload_seconds")]
+    pub reload_interval_seconds: u64,
+}
+
+fn default_allowed_clients() -> Vec<String> {
+    vec![meridian_shared::tls::MASTER_IDENTITY.to_owned()]
+}
+
+fn default_tls_reload_seconds() -> u64 {
+    5
+}
+
+impl ApiTlsConfig {
+    pub fn files(&self) -> meridian_shared::tls::TlsFiles {
+        meridian_shared::tls::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 /// `database.*`
@@ -186,10 +227,12 @@ impl Default for SystemConfig {
             },
             site: SiteConfig {
                 name: "local".into(),
+                federated: false,
             },
             api: ApiConfig {
                 listen: "127.0.0.1:8080".into(),
                 max_body_bytes: 1024 * 1024,
+                tls: None,
             },
             database: DatabaseConfig {
                 url: SecretString::default(),

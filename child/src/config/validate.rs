@@ -137,6 +137,7 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    validate_tls(cfg)?;
     if !is_name(&cfg.site.name, 63, |c| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
     }) {
@@ -207,6 +208,61 @@ fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError
         }
     }
     Ok(())
+}
+
+/// HTTPS rules: a federated site or one listening beyond loopback must have its TLS
+/// files, and they must load now rather than at the first connection.
+fn validate_tls(cfg: &SystemConfig) -> Result<(), ConfigError> {
+    let loopback = cfg
+        .api
+        .listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    let Some(tls) = &cfg.api.tls else {
+        if cfg.site.federated {
+            return Err(ConfigError::new(
+                "api.tls",
+                "site.federated is true, so the site API must serve mutual TLS; set api.tls.ca_file, \
+                 api.tls.cert_file and api.tls.key_file (meridian-master certs init makes dev files)",
+            ));
+        }
+        if !loopback {
+            return Err(ConfigError::new(
+                "api.tls",
+                format!(
+                    "api.listen `{}` is not a loopback address; plain HTTP is allowed only on loopback, \
+                     so set api.tls.ca_file, api.tls.cert_file and api.tls.key_file",
+                    cfg.api.listen
+                ),
+            ));
+        }
+        return Ok(());
+    };
+    if tls.allowed_clients.is_empty() {
+        return Err(ConfigError::new(
+            "api.tls.allowed_clients",
+            "is empty, so no client could call the site; allowed: one or more identities, e.g. [master]",
+        ));
+    }
+    range(
+        "api.tls.reload_interval_seconds",
+        tls.reload_interval_seconds,
+        1,
+        3600,
+    )?;
+    let files = tls.files();
+    let key_of = |e: &meridian_shared::tls::TlsError| {
+        if e.file == tls.ca_file {
+            "api.tls.ca_file"
+        } else if e.file == tls.cert_file {
+            "api.tls.cert_file"
+        } else {
+            "api.tls.key_file"
+        }
+    };
+    meridian_shared::tls::server_config(&files, &tls.allowed_clients)
+        .map(|_| ())
+        .map_err(|e| ConfigError::new(key_of(&e), e.to_string()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,286 @@
+//! Jobs: create over data sources of any sites, list, the unified view, cancel.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use meridian_child::api::ApiError;
+use meridian_child::api::extract::{ApiJson, ApiQuery};
+use meridian_shared::wire::{JobOptions, Page};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Caller, MasterState, store_error};
+use crate::app::now_ms;
+use crate::auth::Role;
+use crate::store::{CreateOutcome, NewJob};
+use crate::view::{ALL_STATES, JobView, OverallState, job_view};
+
+pub fn router() -> Router<MasterState> {
+    Router::new()
+        .route("/jobs", post(create).get(list))
+        .route("/jobs/{job_id}", get(view))
+        .route("/jobs/{job_id}/cancel", post(cancel))
+}
+
+/// `POST /api/v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    pub name: String,
+    pub data_sources: Vec<String>,
+    #[serde(default)]
+    pub options: JobOptions,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Repeating a create with the same key returns the first job; also accepted
+    /// as the `Idempotency-Key` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+fn invalid(message: String, details: serde_json::Value) -> ApiError {
+    ApiError::Unprocessable {
+        message,
+        details: Some(details),
+    }
+}
+
+fn check(req: &CreateJob) -> Result<(), ApiError> {
+    if req.name.trim().is_empty() || req.name.len() > 200 {
+        return Err(invalid(
+            "name must be 1 to 200 characters".into(),
+            serde_json::json!({"field": "name"}),
+        ));
+    }
+    if req.data_sources.is_empty() {
+        return Err(invalid(
+            "data_sources is empty; name at least one data source".into(),
+            serde_json::json!({"field": "data_sources"}),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for ds in &req.data_sources {
+        if !seen.insert(ds) {
+            return Err(invalid(
+                format!("data source `{ds}` is listed twice"),
+                serde_json::json!({"field": "data_sources"}),
+            ));
+        }
+    }
+    if let Some(p) = req.priority
+        && !(1..=100).contains(&p)
+    {
+        return Err(invalid(
+            format!("priority {p} is out of range; allowed 1..=100"),
+            serde_json::json!({"field": "priority"}),
+        ));
+    }
+    if let Some(k) = &req.idempotency_key
+        && (k.is_empty() || k.len() > 200)
+    {
+        return Err(invalid(
+            "idempotency_key must be 1 to 200 characters".into(),
+            serde_json::json!({"field": "idempotency_key"}),
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(m): State<MasterState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(mut req): ApiJson<CreateJob>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    caller.require(Role::Operator)?;
+    if req.idempotency_key.is_none()
+        && let Some(h) = headers.get("idempotency-key")
+    {
+        let key = h
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("the Idempotency-Key header is not text".into()))?;
+        req.idempotency_key = Some(key.to_owned());
+    }
+    check(&req)?;
+    // Group the data sources by site through the catalog.
+    let catalog = m.store.catalog().await.map_err(store_error)?;
+    let mut by_site: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut unknown = Vec::new();
+    let mut ambiguous = Vec::new();
+    for ds in &req.data_sources {
+        let homes: Vec<&str> = catalog
+            .iter()
+            .filter(|c| &c.id == ds)
+            .map(|c| c.site.as_str())
+            .collect();
+        match homes.as_slice() {
+            [] => unknown.push(ds.clone()),
+            [site] => by_site
+                .entry((*site).to_owned())
+                .or_default()
+                .push(ds.clone()),
+            _ => ambiguous.push(ds.clone()),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(invalid(
+            format!(
+                "unknown data source(s): {}; GET /api/v1/data_sources lists the catalog",
+                unknown.join(", ")
+            ),
+            serde_json::json!({"field": "data_sources", "unknown": unknown}),
+        ));
+    }
+    if !ambiguous.is_empty() {
+        return Err(invalid(
+            format!(
+                "data source(s) offered by more than one site: {}",
+                ambiguous.join(", ")
+            ),
+            serde_json::json!({"field": "data_sources", "ambiguous": ambiguous}),
+        ));
+    }
+    // The key is part of the identity of a request, not of its content.
+    let key = req.idempotency_key.take();
+    let request = serde_json::to_value(&req).map_err(|_| ApiError::Internal)?;
+    let text = request.to_string();
+    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    let job = NewJob {
+        job_id: uuid::Uuid::now_v7().to_string(),
+        name: req.name.clone(),
+        request: text,
+        request_hash: hash,
+        idempotency_key: key.clone(),
+        sites: by_site.into_iter().collect(),
+        now_ms: now_ms(),
+    };
+    let (id, status) = match m.store.create_job(&job).await.map_err(store_error)? {
+        CreateOutcome::Created(id) => {
+            tracing::info!(job_id = %id, sites = job.sites.len(), by = %caller.claims.sub, "job created");
+            metrics::counter!("meridian_master_jobs_created_total").increment(1);
+            m.work.notify_waiters();
+            (id, StatusCode::CREATED)
+        }
+        CreateOutcome::Existing(id) => (id, StatusCode::OK),
+        CreateOutcome::Conflict(id) => {
+            return Err(ApiError::Conflict(format!(
+                "idempotency key `{}` was used for job {id} with a different request",
+                key.unwrap_or_default()
+            )));
+        }
+    };
+    Ok((status, Json(load_view(&m, &id).await?)))
+}
+
+/// The unified view of job `id`, 404 when unknown.
+pub async fn load_view(m: &MasterState, id: &str) -> Result<JobView, ApiError> {
+    let job = m
+        .store
+        .job(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("job {id} does not exist")))?;
+    let site_jobs = m.store.site_jobs(id).await.map_err(store_error)?;
+    let sites = m.store.sites().await.map_err(store_error)?;
+    let stale_after = (2.0 * m.cfg.master.poll_interval_seconds * 1000.0) as i64;
+    Ok(job_view(&job, &site_jobs, &sites, now_ms(), stale_after))
+}
+
+async fn view(
+    State(m): State<MasterState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(load_view(&m, &id).await?))
+}
+
+async fn cancel(
+    State(m): State<MasterState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    caller.require(Role::Operator)?;
+    if !m
+        .store
+        .request_cancel(&id, now_ms())
+        .await
+        .map_err(store_error)?
+    {
+        return Err(ApiError::NotFound(format!("job {id} does not exist")));
+    }
+    tracing::info!(job_id = %id, by = %caller.claims.sub, "cancel requested");
+    m.work.notify_waiters();
+    crate::poller::refresh_state(&m.0, &id)
+        .await
+        .map_err(store_error)?;
+    Ok((StatusCode::ACCEPTED, Json(load_view(&m, &id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A job in `GET /api/v1/jobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub name: String,
+    pub state: String,
+    pub cancel_requested: bool,
+    pub created_at: String,
+}
+
+async fn list(
+    State(m): State<MasterState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<JobSummary>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(invalid(
+            format!("limit {limit} is out of range; allowed 1..=500"),
+            serde_json::json!({"field": "limit"}),
+        ));
+    }
+    if let Some(s) = &q.state
+        && OverallState::parse(s).is_none()
+    {
+        let allowed: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
+        return Err(invalid(
+            format!("state `{s}` is unknown; allowed: {}", allowed.join(", ")),
+            serde_json::json!({"field": "state"}),
+        ));
+    }
+    let rows = m
+        .store
+        .list_jobs(q.state.as_deref(), q.cursor.as_deref(), limit + 1)
+        .await
+        .map_err(store_error)?;
+    let more = rows.len() as i64 > limit;
+    let items: Vec<JobSummary> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(|j| JobSummary {
+            job_id: j.job_id,
+            name: j.name,
+            state: j.state,
+            cancel_requested: j.cancel_requested,
+            created_at: meridian_shared::time::rfc3339_from_millis(j.created_at),
+        })
+        .collect();
+    let next_cursor = if more {
+        items.last().map(|j| j.job_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}

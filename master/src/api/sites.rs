@@ -1,0 +1,66 @@
+//! Sites and their health; the data-source catalog.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use meridian_child::api::ApiError;
+use meridian_shared::time::rfc3339_from_millis;
+use meridian_shared::wire::DataSourceInfo;
+use serde::{Deserialize, Serialize};
+
+use super::{Caller, MasterState, store_error};
+use crate::auth::Role;
+
+pub fn router() -> Router<MasterState> {
+    Router::new()
+        .route("/sites", get(sites))
+        .route("/data_sources", get(data_sources))
+}
+
+/// A site in `GET /api/v1/sites`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteHealth {
+    pub name: String,
+    pub url: String,
+    /// `UNKNOWN` before the first poll, then `REACHABLE` or `UNREACHABLE`.
+    pub reachability: String,
+    pub consecutive_failures: i64,
+    pub last_seen_at: Option<String>,
+    pub last_polled_at: Option<String>,
+    pub latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub catalog_refreshed_at: Option<String>,
+    pub status_cursor: i64,
+}
+
+async fn sites(
+    State(m): State<MasterState>,
+    caller: Caller,
+) -> Result<Json<Vec<SiteHealth>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let rows = m.store.sites().await.map_err(store_error)?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| SiteHealth {
+                name: s.name,
+                url: s.url,
+                reachability: s.reachability,
+                consecutive_failures: s.consecutive_failures,
+                last_seen_at: s.last_seen_at.map(rfc3339_from_millis),
+                last_polled_at: s.last_polled_at.map(rfc3339_from_millis),
+                latency_ms: s.last_latency_ms,
+                last_error: s.last_error,
+                catalog_refreshed_at: s.catalog_refreshed_at.map(rfc3339_from_millis),
+                status_cursor: s.since_version,
+            })
+            .collect(),
+    ))
+}
+
+async fn data_sources(
+    State(m): State<MasterState>,
+    caller: Caller,
+) -> Result<Json<Vec<DataSourceInfo>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(m.store.catalog().await.map_err(store_error)?))
+}

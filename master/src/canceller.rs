@@ -1,0 +1,84 @@
+//! Cancel fan-out: `POST /cancel_job/{id}` to every site holding the job, retried
+//! with backoff until each site acknowledges. A site that was down when the cancel
+//! was asked gets it when it is back.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use meridian_shared::backoff::Backoff;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{SharedMaster, component, now_ms};
+use crate::remote::{self, Remote};
+use crate::store::{SiteJobRow, StoreError};
+
+pub async fn run(m: SharedMaster, stop: CancellationToken) {
+    loop {
+        let result = round(&m).await;
+        crate::supervise::report(&m, component::CANCELLER, result);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = m.work.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+async fn round(m: &SharedMaster) -> Result<(), StoreError> {
+    let due = m.store.due_cancels(now_ms(), 64).await?;
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(due)
+        .map(|sj| cancel_one(m, sj))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn cancel_one(m: &SharedMaster, sj: SiteJobRow) -> Result<(), StoreError> {
+    let attempt = u32::try_from(sj.cancel_attempts + 1).unwrap_or(u32::MAX);
+    let backoff = Backoff::new(
+        Duration::from_millis(500),
+        Duration::from_secs_f64(m.cfg.master.retry_backoff_max_seconds),
+    );
+    let next = now_ms() + backoff.delay(attempt).as_millis() as i64;
+    let Some(client) = m.clients.get(&sj.site) else {
+        return m
+            .store
+            .end_cancel(
+                &sj.job_id,
+                &sj.site,
+                false,
+                next,
+                Some("site is not configured"),
+            )
+            .await;
+    };
+    let path = format!("/cancel_job/{}", sj.job_id);
+    let sent = client.http.post(client.endpoint(&path)).send().await;
+    match remote::read::<serde_json::Value>(sent).await {
+        Remote::Ok(_) => {
+            tracing::info!(job_id = %sj.job_id, site = %sj.site, "site {} acknowledged the cancel", sj.site);
+            m.store
+                .end_cancel(&sj.job_id, &sj.site, true, next, None)
+                .await
+        }
+        // The site never created the job (its dispatch was refused): nothing to cancel.
+        Remote::Refused { status: 404, .. } => {
+            m.store
+                .end_cancel(&sj.job_id, &sj.site, true, next, None)
+                .await
+        }
+        Remote::Refused { status, message } => {
+            let msg = format!("cancel refused (HTTP {status}): {message}");
+            m.store
+                .end_cancel(&sj.job_id, &sj.site, false, next, Some(&msg))
+                .await
+        }
+        Remote::Retry(why) => {
+            let msg = format!("cancel attempt {attempt} failed: {why}");
+            m.store
+                .end_cancel(&sj.job_id, &sj.site, false, next, Some(&msg))
+                .await
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Dispatch: `POST /start_job` for every site-job the site does not hold yet, with
+//! the master's job id as the child's `job_id`. The child is idempotent on that id,
+//! so an attempt whose answer was lost is simply made again and finds the job; the
+//! poller also confirms a dispatch when the job shows up in the site's statuses.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use meridian_shared::backoff::Backoff;
+use meridian_shared::wire::{JobStatus, StartJobRequest};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{SharedMaster, component, now_ms};
+use crate::remote::{self, Remote};
+use crate::store::{DispatchState, SiteJobRow, StoreError};
+
+pub async fn run(m: SharedMaster, stop: CancellationToken) {
+    loop {
+        let result = round(&m).await;
+        crate::supervise::report(&m, component::DISPATCHER, result);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = m.work.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+fn backoff(m: &SharedMaster) -> Backoff {
+    Backoff::new(
+        Duration::from_millis(500),
+        Duration::from_secs_f64(m.cfg.master.retry_backoff_max_seconds),
+    )
+}
+
+async fn round(m: &SharedMaster) -> Result<(), StoreError> {
+    loop {
+        let due = m.store.due_dispatches(now_ms(), 64).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let results: Vec<Result<(), StoreError>> = futures::stream::iter(due)
+            .map(|sj| dispatch_one(m, sj))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<(), _>>()?;
+    }
+}
+
+async fn dispatch_one(m: &SharedMaster, sj: SiteJobRow) -> Result<(), StoreError> {
+    let attempt = u32::try_from(sj.dispatch_attempts + 1).unwrap_or(u32::MAX);
+    // Persist the attempt (and when the next is due) before sending, so a crash
+    // after sending still retries, and a cancel knows the site may hold the job.
+    let next = now_ms() + backoff(m).delay(attempt).as_millis() as i64;
+    if !m.store.begin_dispatch(&sj, next).await? {
+        return Ok(());
+    }
+    let Some(job) = m.store.job(&sj.job_id).await? else {
+        return Ok(());
+    };
+    let Some(client) = m.clients.get(&sj.site) else {
+        let msg = format!("site `{}` is not in the master's configuration", sj.site);
+        m.store
+            .end_dispatch(&sj.job_id, &sj.site, DispatchState::Rejected, Some(&msg))
+            .await?;
+        return crate::poller::refresh_state(m, &sj.job_id).await;
+    };
+    let req = &job.request;
+    let body = StartJobRequest {
+        job_id: Some(sj.job_id.clone()),
+        name: job.name.clone(),
+        data_sources: sj.data_sources.clone(),
+        options: serde_json::from_value(req["options"].clone()).unwrap_or_default(),
+        priority: req["priority"].as_u64().and_then(|p| u32::try_from(p).ok()),
+    };
+    let sent = client
+        .http
+        .post(client.endpoint("/start_job"))
+        .json(&body)
+        .send()
+        .await;
+    metrics::counter!("meridian_master_dispatch_attempts_total", "site" => sj.site.clone())
+        .increment(1);
+    match remote::read::<JobStatus>(sent).await {
+        Remote::Ok(status) => {
+            m.store
+                .apply_statuses(&sj.site, std::slice::from_ref(&status), now_ms())
+                .await?;
+            m.store
+                .end_dispatch(&sj.job_id, &sj.site, DispatchState::Dispatched, None)
+                .await?;
+            tracing::info!(job_id = %sj.job_id, site = %sj.site, attempt, "dispatched to site {}", sj.site);
+        }
+        Remote::Refused { status, message } => {
+            let msg = format!("site refused the job (HTTP {status}): {message}");
+            tracing::warn!(job_id = %sj.job_id, site = %sj.site, "{msg}");
+            m.store
+                .end_dispatch(&sj.job_id, &sj.site, DispatchState::Rejected, Some(&msg))
+                .await?;
+        }
+        Remote::Retry(why) => {
+            let msg = format!("dispatch attempt {attempt} failed: {why}");
+            tracing::warn!(job_id = %sj.job_id, site = %sj.site, "{msg}");
+            m.store
+                .end_dispatch(&sj.job_id, &sj.site, DispatchState::Pending, Some(&msg))
+                .await?;
+        }
+    }
+    crate::poller::refresh_state(m, &sj.job_id).await
+}

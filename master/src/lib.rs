@@ -1,0 +1,24 @@
+//! The Meridian federation master (SPEC §7): a catalog of every site's data
+//! sources, jobs split by site and dispatched to each child over mutual TLS, status
+//! polled with one request per site per round, one unified view, cancel fan-out,
+//! and a JWT-protected user API. Everything it knows is in its own store.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod canceller;
+pub mod catalog;
+pub mod certs;
+pub mod clients;
+pub mod config;
+pub mod dispatch;
+pub mod poller;
+pub mod quickstart;
+pub mod remote;
+pub mod server;
+pub mod store;
+pub mod supervise;
+pub mod view;
+
+pub use config::MasterConfig;
+pub use server::MasterServer;

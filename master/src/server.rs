@@ -1,0 +1,160 @@
+//! Start-up in dependency order and graceful shutdown of the master.
+//!
+//! Build: configuration (already valid) → database and migrations → sites synced
+//! from the configuration → site clients (TLS files loaded) → JWT verifier → bind.
+//! Run: catalog, dispatcher, poller and canceller loops, then the API. Everything
+//! the loops act on is in the database, so a restart resumes where the last run
+//! stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use meridian_child::health::Health;
+use meridian_shared::wire::ComponentState;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Master, component};
+use crate::auth::Verifier;
+use crate::clients::SiteClients;
+use crate::config::MasterConfig;
+use crate::store::Store;
+use crate::{api, canceller, catalog, dispatch, poller, supervise};
+
+pub struct MasterServer {
+    master: Arc<Master>,
+    listener: TcpListener,
+}
+
+impl MasterServer {
+    pub async fn build(cfg: MasterConfig) -> anyhow::Result<MasterServer> {
+        let started = Instant::now();
+        if cfg.database.url.is_empty() {
+            std::fs::create_dir_all(&cfg.master.data_dir).with_context(|| {
+                format!(
+                    "cannot create master.data_dir {}",
+                    cfg.master.data_dir.display()
+                )
+            })?;
+        }
+        let store = Store::open(&cfg.database_url(), cfg.database.max_connections).await?;
+        let sites: Vec<(String, String)> = cfg
+            .sites
+            .iter()
+            .map(|s| (s.name.clone(), s.url.clone()))
+            .collect();
+        store.sync_sites(&sites).await?;
+        let clients = SiteClients::new(&cfg)?;
+        let verifier = Verifier::from_config(&cfg.auth)?;
+        let addr: SocketAddr = cfg.master.listen.parse().context("master.listen")?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let master = Arc::new(Master {
+            cfg,
+            store,
+            clients,
+            verifier,
+            health: Health::default(),
+            metrics: meridian_child::metrics::handle(),
+            work: Default::default(),
+            started,
+        });
+        master.health.healthy(component::DATABASE);
+        Ok(MasterServer { master, listener })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound socket has an address")
+    }
+
+    pub fn master(&self) -> Arc<Master> {
+        self.master.clone()
+    }
+
+    /// Runs until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let MasterServer {
+            master: m,
+            listener,
+        } = self;
+        let addr = listener.local_addr()?;
+        let loops = CancellationToken::new();
+        let mut tasks = vec![
+            supervise::spawn(m.clone(), component::CATALOG, loops.clone(), catalog::run),
+            supervise::spawn(
+                m.clone(),
+                component::DISPATCHER,
+                loops.clone(),
+                dispatch::run,
+            ),
+            supervise::spawn(m.clone(), component::POLLER, loops.clone(), poller::run),
+            supervise::spawn(
+                m.clone(),
+                component::CANCELLER,
+                loops.clone(),
+                canceller::run,
+            ),
+            tokio::spawn(probe_database(m.clone(), loops.clone())),
+        ];
+        tasks.push(tokio::spawn(watch_tls(m.clone(), loops.clone())));
+        let api_stop = CancellationToken::new();
+        let server = {
+            let router = api::router(m.clone());
+            let stop = api_stop.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            })
+        };
+        m.health.healthy(component::API);
+        tracing::info!(
+            sites = m.cfg.sites.len(),
+            startup_ms = m.started.elapsed().as_millis() as u64,
+            "master ready on http://{addr}"
+        );
+        shutdown.cancelled().await;
+        tracing::info!("master shutting down");
+        api_stop.cancel();
+        loops.cancel();
+        for t in tasks {
+            let _ = t.await;
+        }
+        let _ = server.await;
+        m.store.close().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Rebuilds the site clients when the master's certificate files change.
+async fn watch_tls(m: Arc<Master>, stop: CancellationToken) {
+    m.clients.watch(stop).await;
+}
+
+async fn probe_database(m: Arc<Master>, stop: CancellationToken) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), m.store.ping()).await {
+            Ok(Ok(())) => m.health.healthy(component::DATABASE),
+            Ok(Err(e)) => m.health.set(
+                component::DATABASE,
+                ComponentState::Degraded,
+                Some(e.to_string()),
+            ),
+            Err(_) => m.health.set(
+                component::DATABASE,
+                ComponentState::Degraded,
+                Some("ping timed out".into()),
+            ),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The master's store: everything the master knows, so a restart resumes dispatching,
+//! cancelling and polling where it stopped (SPEC §7).
+//!
+//! One implementation for both databases: sqlx's `Any` driver over statements that
+//! SQLite and PostgreSQL both accept (`$N` parameters, `ON CONFLICT`, `RETURNING`),
+//! with text, integers and Unix-millisecond times only. The conformance suite in
+//! `tests/tests/master_store.rs` runs every method on both.
+
+mod catalog;
+mod jobs;
+mod records;
+mod sites;
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+pub use records::{CancelState, CreateOutcome, DispatchState, JobRow, NewJob, SiteJobRow, SiteRow};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/postgres");
+
+/// Why a store call failed. Messages never carry the database URL.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now; callers retry, the API says 503.
+    #[error("the master database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("master database error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) => StoreError::Internal(db.message().to_owned()),
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A handle on the master database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens and migrates `url`: `postgres://…` or `sqlite://PATH` / `sqlite::memory:`.
+    pub async fn open(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            anyhow::bail!(
+                "database.url has an unsupported scheme; allowed: postgres://, postgresql://, sqlite:"
+            );
+        }
+        let url = if sqlite && !url.contains('?') && !url.contains(":memory:") {
+            format!("{url}?mode=rwc")
+        } else {
+            url.to_owned()
+        };
+        // An in-memory SQLite database lives as long as its one connection.
+        let max = if url.contains(":memory:") {
+            1
+        } else {
+            max_connections
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the master database: {}", StoreError::from(e)))?;
+        let migrator = if sqlite { &SQLITE } else { &POSTGRES };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot migrate the master database: {e}"))?;
+        Ok(Store { pool })
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
