@@ -21,6 +21,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "orchestrator.task_cache_size",
     "orchestrator.fair_sharing_policy",
     "orchestrator.stalled_task_seconds",
+    "orchestrator.max_tasks_per_poll",
     "worker.task_timeout_seconds",
     "worker.heartbeat_interval_seconds",
     "worker.max_retries",
@@ -169,6 +170,7 @@ pub fn finalize(
         _ => {}
     }
     validate(&cfg)?;
+    super::distributed::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -185,6 +187,7 @@ pub fn apply_live(
     next.orchestrator.task_cache_size = fresh.orchestrator.task_cache_size;
     next.orchestrator.fair_sharing_policy = fresh.orchestrator.fair_sharing_policy;
     next.orchestrator.stalled_task_seconds = fresh.orchestrator.stalled_task_seconds;
+    next.orchestrator.max_tasks_per_poll = fresh.orchestrator.max_tasks_per_poll;
     next.worker.task_timeout_seconds = fresh.worker.task_timeout_seconds;
     next.worker.heartbeat_interval_seconds = fresh.worker.heartbeat_interval_seconds;
     next.worker.max_retries = fresh.worker.max_retries;
