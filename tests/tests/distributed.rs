@@ -302,11 +302,15 @@ async fn an_orchestrator_replica_killed_mid_job_leaves_the_job_to_the_other() {
     let stranded = mesh.worker("w-a", &a);
     let _survivor = mesh.worker("w-b", &b);
     let job = start_job(&a.base, &["share"]).await;
-    wait_for(&b.base, &job, Duration::from_secs(60), |s| {
+    let before = wait_for(&b.base, &job, Duration::from_secs(60), |s| {
         s["objects"]["processed"].as_i64() >= Some(200)
     })
     .await;
     a.signal("KILL");
+    assert!(
+        before["objects"]["processed"].as_i64() < Some(c.files as i64),
+        "the job finished before the kill"
+    );
     let done = wait_for(&b.base, &job, Duration::from_secs(90), terminal).await;
     assert_exact(&done, &c);
     mesh.assert_leases_never_overlapped().await;
@@ -333,25 +337,33 @@ async fn postgres_down_for_20_seconds_is_503_and_the_job_completes_exactly() {
     let mut w1 = mesh.worker("w1", &a);
     let mut w2 = mesh.worker("w2", &a);
     let job = start_job(&a.base, &["share"]).await;
-    wait_for(&a.base, &job, Duration::from_secs(60), |s| {
+    let before = wait_for(&a.base, &job, Duration::from_secs(60), |s| {
         s["objects"]["processed"].as_i64() >= Some(150)
     })
     .await;
     mesh.db.close().await;
     cluster.stop();
+    assert!(
+        before["objects"]["processed"].as_i64() < Some(c.files as i64 - 200),
+        "the job was nearly done before the outage: {before}"
+    );
     let fake = FakeWorker::new(&a.base, "probe");
     let outage = Instant::now();
     let mut seen = std::collections::BTreeMap::new();
     while outage.elapsed() < Duration::from_secs(20) {
-        let (s1, _) = get(&a.base, &format!("/get_job_status/{job}")).await;
-        let (s2, _) = get(&a.base, "/ready").await;
-        let (s3, _) = fake.get_task(1, 0).await;
+        let status = format!("/get_job_status/{job}");
+        let ((s1, _), (s2, _), (s3, _)) = tokio::join!(
+            get(&a.base, &status),
+            get(&a.base, "/ready"),
+            fake.get_task(1, 0)
+        );
         for s in [s1, s2, s3] {
             *seen.entry(s).or_insert(0) += 1;
             assert!(s != 500, "a 500 during the outage: {seen:?}");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    eprintln!("answers during the outage (status: count): {seen:?}");
     assert!(seen.contains_key(&503), "{seen:?}");
     assert!(w1.child.try_wait().unwrap().is_none(), "worker 1 exited");
     assert!(w2.child.try_wait().unwrap().is_none(), "worker 2 exited");

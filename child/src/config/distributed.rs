@@ -10,6 +10,9 @@ use crate::RunMode;
 /// Shortest worker key accepted: HMAC-SHA256 keys shorter than the hash add no strength.
 pub const MIN_KEY_BYTES: usize = 32;
 
+/// The default of `worker.auth_key_env`; the environment layer skips it.
+pub const DEFAULT_KEY_ENV: &str = "MERIDIAN_WORKER_AUTH_KEY";
+
 fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
@@ -46,6 +49,17 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             "worker.auth_key_env",
             format!(
                 "value `{}` is not an environment variable name; allowed: [A-Za-z0-9_]+",
+                w.auth_key_env
+            ),
+        ));
+    }
+    // Other MERIDIAN_* variables are configuration layers; a key there would be read
+    // as an unknown parameter.
+    if w.auth_key_env.starts_with("MERIDIAN_") && w.auth_key_env != DEFAULT_KEY_ENV {
+        return Err(ConfigError::new(
+            "worker.auth_key_env",
+            format!(
+                "value `{}` starts with MERIDIAN_, which names configuration variables; use {DEFAULT_KEY_ENV} or another prefix",
                 w.auth_key_env
             ),
         ));

@@ -93,11 +93,12 @@ impl ConfigLayers {
     }
 
     /// Adds `MERIDIAN_SECTION__KEY=value` variables, e.g. `MERIDIAN_WORKER__MAX_RETRIES=5`.
-    /// `MERIDIAN_CONFIG` (the file path) and `MERIDIAN_FAILPOINTS` are not parameters.
+    /// `MERIDIAN_CONFIG` (the file path), `MERIDIAN_FAILPOINTS` and the default worker
+    /// key variable `MERIDIAN_WORKER_AUTH_KEY` are not parameters.
     pub fn with_env(self) -> Self {
         let env = Env::prefixed("MERIDIAN_")
             .split("__")
-            .ignore(&["config", "failpoints"]);
+            .ignore(&["config", "failpoints", "worker_auth_key"]);
         ConfigLayers {
             figment: self.figment.merge(env),
         }
