@@ -92,7 +92,10 @@ async fn seed(url: &str, job: &str, n: i64) {
     .execute(&mut conn)
     .await
     .expect("seed");
-    sqlx::query("ANALYZE").execute(&mut conn).await.expect("analyze");
+    sqlx::query("ANALYZE")
+        .execute(&mut conn)
+        .await
+        .expect("analyze");
     let _ = conn.close().await;
 }
 
@@ -246,7 +249,9 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &url, a.slots);
     let env = [("MERIDIAN_WORKER_AUTH_KEY", KEY)];
-    let orch = SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch.log"), &env).await;
+    let orch =
+        SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch.log"), &env)
+            .await;
     let before = metrics(&orch.base).await;
     let done0 = sum_of(&before, "meridian_tasks_completed_total");
     let mut workers = Vec::new();
@@ -304,8 +309,13 @@ async fn main() {
     println!("  mean completions per complete_task commit: {batch:.1}");
 
     // Idle workers: the time for a new job's first task to reach a long-poll.
-    let other = SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch2.log"), &env).await;
-    for (name, creator) in [("same replica", &orch.base), ("across replicas", &other.base)] {
+    let other =
+        SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch2.log"), &env)
+            .await;
+    for (name, creator) in [
+        ("same replica", &orch.base),
+        ("across replicas", &other.base),
+    ] {
         let mut ms = first_task_latency(creator, &orch.base, a.samples).await;
         println!(
             "start_job → idle worker holds the first task ({name}, {} samples): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms",

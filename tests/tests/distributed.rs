@@ -45,7 +45,11 @@ async fn mesh_on(url: String, sources: impl Fn(&Path) -> String, extra_worker: &
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("site.yaml");
-    std::fs::write(&config, yaml(&url, dir.path(), &sources(dir.path()), extra_worker)).unwrap();
+    std::fs::write(
+        &config,
+        yaml(&url, dir.path(), &sources(dir.path()), extra_worker),
+    )
+    .unwrap();
     let db = PgPool::connect(&url).await.expect("test database");
     Mesh {
         dir,
@@ -106,12 +110,17 @@ impl Mesh {
                  (SELECT COUNT(*) FROM lease_history h WHERE h.task_id = t.id AND h.end_state = 'SUCCEEDED') <> 1",
             )
             .await;
-        assert_eq!(odd, 0, "a succeeded task without exactly one successful lease");
+        assert_eq!(
+            odd, 0,
+            "a succeeded task without exactly one successful lease"
+        );
     }
 }
 
 async fn get(base: &str, path: &str) -> (u16, Value) {
-    let r = reqwest::get(format!("{base}{path}")).await.expect("request");
+    let r = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("request");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -129,7 +138,12 @@ async fn start_job(base: &str, sources: &[&str]) -> String {
 }
 
 /// Polls the job's status on `base` until `cond`, tolerating 503s.
-async fn wait_for(base: &str, job: &str, timeout: Duration, cond: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(
+    base: &str,
+    job: &str,
+    timeout: Duration,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
     let start = Instant::now();
     let mut last = Value::Null;
     while start.elapsed() < timeout {
@@ -220,7 +234,10 @@ async fn two_orchestrators_and_three_workers_finish_a_2000_task_job_exactly() {
     let job = start_job(&a.base, &["share"]).await;
     let done = wait_for(&b.base, &job, Duration::from_secs(120), terminal).await;
     assert_exact(&done, &c);
-    assert_eq!(done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 2000, "{done}");
+    assert_eq!(
+        done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 2000,
+        "{done}"
+    );
     mesh.assert_leases_never_overlapped().await;
     let workers = mesh
         .scalar("SELECT COUNT(DISTINCT worker_id) FROM lease_history")
@@ -240,8 +257,14 @@ async fn two_orchestrators_and_three_workers_finish_a_2000_task_job_exactly() {
         let r = reqwest::get(format!("{}/metrics", a.base)).await.unwrap();
         (r.status(), r.text().await.unwrap())
     };
-    assert!(metrics.contains("meridian_tasks_claimed_total"), "{metrics}");
-    assert!(metrics.contains("meridian_long_poll_wait_seconds"), "{metrics}");
+    assert!(
+        metrics.contains("meridian_tasks_claimed_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("meridian_long_poll_wait_seconds"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,7 +344,10 @@ async fn an_orchestrator_replica_killed_mid_job_leaves_the_job_to_the_other() {
     }
     // The stranded worker backs off; it does not crash-loop or exit.
     let mut stranded = stranded;
-    assert!(stranded.child.try_wait().unwrap().is_none(), "worker exited");
+    assert!(
+        stranded.child.try_wait().unwrap().is_none(),
+        "worker exited"
+    );
     assert!(stranded.log_text().contains("retrying with backoff"));
 }
 
@@ -412,7 +438,8 @@ async fn reports_with_a_reaped_lease_token_are_409_and_write_nothing() {
         assert!(start.elapsed() < Duration::from_secs(15), "never reaped");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let objects = json!([{ "key": "k1", "size_bytes": 1, "modified_at": null, "skipped_reason": null }]);
+    let objects =
+        json!([{ "key": "k1", "size_bytes": 1, "modified_at": null, "skipped_reason": null }]);
     let lease = json!({ "task_id": task_id, "lease_token": stale });
     let progress = json!({ "task_id": task_id, "lease_token": stale, "attempt": 1, "seq": 0, "objects": objects });
     let (s, body) = w.post("/update_task_progress", progress.clone()).await;
@@ -432,10 +459,17 @@ async fn reports_with_a_reaped_lease_token_are_409_and_write_nothing() {
         )
         .await;
     assert_eq!(s, 409);
-    assert_eq!(mesh.scalar("SELECT COUNT(*) FROM progress_records").await, 0);
-    assert_eq!(mesh.scalar("SELECT COUNT(*) FROM discovered_objects").await, 0);
     assert_eq!(
-        mesh.scalar("SELECT COUNT(*) FROM tasks WHERE state <> 'PENDING'").await,
+        mesh.scalar("SELECT COUNT(*) FROM progress_records").await,
+        0
+    );
+    assert_eq!(
+        mesh.scalar("SELECT COUNT(*) FROM discovered_objects").await,
+        0
+    );
+    assert_eq!(
+        mesh.scalar("SELECT COUNT(*) FROM tasks WHERE state <> 'PENDING'")
+            .await,
         0
     );
     // The current lease holder's reports are accepted, a resent batch is a no-op.
@@ -445,7 +479,11 @@ async fn reports_with_a_reaped_lease_token_are_409_and_write_nothing() {
     let attempt = body["tasks"][0]["attempt"].clone();
     let progress = json!({ "task_id": task_id, "lease_token": fresh, "attempt": attempt, "seq": 0, "objects": objects });
     let (s, body) = w.post("/update_task_progress", progress.clone()).await;
-    assert_eq!((s, body["duplicate"].clone()), (200, json!(false)), "{body}");
+    assert_eq!(
+        (s, body["duplicate"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
     let (s, body) = w.post("/update_task_progress", progress).await;
     assert_eq!((s, body["duplicate"].clone()), (200, json!(true)), "{body}");
     let (s, body) = w
@@ -455,9 +493,14 @@ async fn reports_with_a_reaped_lease_token_are_409_and_write_nothing() {
         )
         .await;
     assert_eq!(s, 200, "{body}");
-    assert_eq!(mesh.scalar("SELECT COUNT(*) FROM discovered_objects").await, 1);
+    assert_eq!(
+        mesh.scalar("SELECT COUNT(*) FROM discovered_objects").await,
+        1
+    );
     // Malformed and oversized requests are client errors, never 500.
-    let (s, _) = w.post("/get_task", json!({ "slots": 0, "max_tasks": 0 })).await;
+    let (s, _) = w
+        .post("/get_task", json!({ "slots": 0, "max_tasks": 0 }))
+        .await;
     assert_eq!(s, 422);
     let (s, _) = w.post("/complete_task", json!({ "completions": [] })).await;
     assert_eq!(s, 422);
@@ -491,11 +534,21 @@ async fn sigterm_on_a_busy_worker_hands_its_tasks_back() {
     })
     .await;
     w.signal("TERM");
-    assert_eq!(w.wait_exit(Duration::from_secs(20)), Some(0), "{}", w.log_text());
+    assert_eq!(
+        w.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        w.log_text()
+    );
     let running = mesh
         .scalar("SELECT COUNT(*) FROM tasks WHERE state = 'RUNNING'")
         .await;
-    assert_eq!(running, 0, "tasks left RUNNING after SIGTERM: {}", w.log_text());
+    assert_eq!(
+        running,
+        0,
+        "tasks left RUNNING after SIGTERM: {}",
+        w.log_text()
+    );
     let handed_back = mesh
         .scalar("SELECT COUNT(*) FROM tasks WHERE phase = 'PROCESS' AND state = 'PENDING' AND attempts >= 1")
         .await;
@@ -519,9 +572,18 @@ async fn credentials_of_another_site_expired_or_missing_get_401_and_no_work() {
     let other_key = "another-sites-key-0123456789abcdef01234567";
     let cases = [
         ("none", None),
-        ("tokyo's", Some(token::mint(KEY.as_bytes(), "tokyo", "w", 300))),
-        ("tokyo-key", Some(token::mint(other_key.as_bytes(), "london", "w", 300))),
-        ("expired", Some(token::mint(KEY.as_bytes(), "london", "w", -600))),
+        (
+            "tokyo's",
+            Some(token::mint(KEY.as_bytes(), "tokyo", "w", 300)),
+        ),
+        (
+            "tokyo-key",
+            Some(token::mint(other_key.as_bytes(), "london", "w", 300)),
+        ),
+        (
+            "expired",
+            Some(token::mint(KEY.as_bytes(), "london", "w", -600)),
+        ),
         ("garbage", Some("not.a.token".to_owned())),
     ];
     for (name, t) in &cases {
@@ -553,7 +615,11 @@ async fn credentials_of_another_site_expired_or_missing_get_401_and_no_work() {
 async fn distributed_modes_refuse_sqlite_and_a_missing_key_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("site.yaml");
-    std::fs::write(&config, format!("node:\n  data_dir: {}\n", dir.path().display())).unwrap();
+    std::fs::write(
+        &config,
+        format!("node:\n  data_dir: {}\n", dir.path().display()),
+    )
+    .unwrap();
     let cfg = config.to_str().unwrap();
     let port = format!("127.0.0.1:{}", free_port());
     let (code, err) = run_to_exit(
@@ -562,7 +628,10 @@ async fn distributed_modes_refuse_sqlite_and_a_missing_key_with_exit_2() {
         Duration::from_secs(30),
     );
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("database.url") && err.contains("PostgreSQL"), "{err}");
+    assert!(
+        err.contains("database.url") && err.contains("PostgreSQL"),
+        "{err}"
+    );
     let (code, err) = run_to_exit(
         &["--mode", "worker", "--config", cfg],
         &[],
@@ -576,5 +645,8 @@ async fn distributed_modes_refuse_sqlite_and_a_missing_key_with_exit_2() {
         Duration::from_secs(30),
     );
     assert_eq!(code, Some(2), "{err}");
-    assert!(!err.contains("tiny-key"), "the key's value was echoed: {err}");
+    assert!(
+        !err.contains("tiny-key"),
+        "the key's value was echoed: {err}"
+    );
 }

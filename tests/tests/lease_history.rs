@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_child::store::{
-    Completion, CreateOutcome, DiscoveryBatch, Lease, LeaseSpec, NewJob, NewObject,
-    ReportOutcome, Store,
+    Completion, CreateOutcome, DiscoveryBatch, Lease, LeaseSpec, NewJob, NewObject, ReportOutcome,
+    Store,
 };
 use meridian_tests::{Backend, on_both};
 
@@ -15,7 +15,9 @@ async fn open(backend: Backend) -> (Arc<dyn Store>, tempfile::TempDir) {
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_child::store::open(&url, 4).await.expect("store opens");
+    let store = meridian_child::store::open(&url, 4)
+        .await
+        .expect("store opens");
     (store, dir)
 }
 

@@ -40,8 +40,7 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
         86_400,
     )?;
     let env_ok = !w.auth_key_env.is_empty()
-        && w
-            .auth_key_env
+        && w.auth_key_env
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !env_ok {

@@ -96,9 +96,11 @@ impl ConfigLayers {
     /// `MERIDIAN_CONFIG` (the file path), `MERIDIAN_FAILPOINTS` and the default worker
     /// key variable `MERIDIAN_WORKER_AUTH_KEY` are not parameters.
     pub fn with_env(self) -> Self {
-        let env = Env::prefixed("MERIDIAN_")
-            .split("__")
-            .ignore(&["config", "failpoints", "worker_auth_key"]);
+        let env = Env::prefixed("MERIDIAN_").split("__").ignore(&[
+            "config",
+            "failpoints",
+            "worker_auth_key",
+        ]);
         ConfigLayers {
             figment: self.figment.merge(env),
         }

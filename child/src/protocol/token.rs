@@ -118,8 +118,13 @@ mod tests {
             "the worker credential is for another site"
         );
         assert_eq!(
-            v.verify(&mint(b"another-key-another-key-another!", "london", "w1", 60))
-                .unwrap_err(),
+            v.verify(&mint(
+                b"another-key-another-key-another!",
+                "london",
+                "w1",
+                60
+            ))
+            .unwrap_err(),
             "the worker credential is not signed with this site's key"
         );
         assert_eq!(

@@ -170,7 +170,9 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
         .await
         .is_err()
     {
-        tracing::warn!("completions not delivered in time; their leases will expire and the tasks re-run");
+        tracing::warn!(
+            "completions not delivered in time; their leases will expire and the tasks re-run"
+        );
     }
     tracing::info!("worker {worker_id} stopped");
     Ok(())
@@ -183,7 +185,11 @@ async fn pause(shutdown: &CancellationToken, d: Duration) {
     }
 }
 
-async fn hand_back(client: &OrchestratorClient, packet: &meridian_shared::wire::WorkPacket, why: &str) {
+async fn hand_back(
+    client: &OrchestratorClient,
+    packet: &meridian_shared::wire::WorkPacket,
+    why: &str,
+) {
     let req = FailRequest {
         worker_id: client.worker_id.clone(),
         task_id: packet.task_id,
@@ -199,7 +205,10 @@ async fn hand_back(client: &OrchestratorClient, packet: &meridian_shared::wire::
 }
 
 /// Sends queued completions in batches until every sender is gone and the queue is empty.
-async fn flush_completions(client: Arc<OrchestratorClient>, mut rx: mpsc::UnboundedReceiver<Completion>) {
+async fn flush_completions(
+    client: Arc<OrchestratorClient>,
+    mut rx: mpsc::UnboundedReceiver<Completion>,
+) {
     let retry = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -337,7 +346,12 @@ impl Reporter for RemoteReporter {
     /// Hands the task back so another worker can take it at once.
     async fn interrupted(&self, lease: &Lease, attempt: u32) {
         let _ = self
-            .failed(lease, attempt, "handed back: worker shutting down", FailureKind::Cancelled)
+            .failed(
+                lease,
+                attempt,
+                "handed back: worker shutting down",
+                FailureKind::Cancelled,
+            )
             .await;
     }
 

@@ -195,7 +195,10 @@ impl OrchestratorClient {
             .ok_or_else(|| CallError::Unreachable("empty progress answer".into()))
     }
 
-    pub async fn complete(&self, completions: Vec<CompletedTask>) -> Result<CompleteResponse, CallError> {
+    pub async fn complete(
+        &self,
+        completions: Vec<CompletedTask>,
+    ) -> Result<CompleteResponse, CallError> {
         let req = CompleteRequest {
             worker_id: self.worker_id.clone(),
             completions,
