@@ -30,6 +30,8 @@ struct Args {
     workers: usize,
     slots: u32,
     samples: usize,
+    /// Only the start_job → first task latency (`--latency-only`).
+    latency_only: bool,
 }
 
 fn args() -> Args {
@@ -38,6 +40,7 @@ fn args() -> Args {
         workers: 3,
         slots: 100,
         samples: 200,
+        latency_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -48,6 +51,11 @@ fn args() -> Args {
             "--workers" => a.workers = value.parse().expect("--workers N"),
             "--slots" => a.slots = value.parse().expect("--slots N"),
             "--samples" => a.samples = value.parse().expect("--samples N"),
+            "--latency-only" => {
+                a.latency_only = true;
+                i += 1;
+                continue;
+            }
             _ => {
                 i += 1;
                 continue;
@@ -212,7 +220,10 @@ async fn first_task_latency(creator: &str, poller: &str, samples: usize) -> Vec<
         let (got, packet) = poll.await.unwrap();
         let task = &packet["tasks"][0];
         assert!(task.is_object(), "no task: {packet}");
-        out.push(got.duration_since(sent).as_secs_f64() * 1000.0);
+        let waited = got
+            .checked_duration_since(sent)
+            .expect("the poll was answered before start_job was sent");
+        out.push(waited.as_secs_f64() * 1000.0);
         // Finish the task so the next sample starts idle.
         http.post(format!("{poller}/complete_task"))
             .bearer_auth(&bearer)
@@ -224,27 +235,11 @@ async fn first_task_latency(creator: &str, poller: &str, samples: usize) -> Vec<
     out
 }
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
-    meridian_tests::init();
-    let a = args();
-    println!(
-        "meridian distributed no-op throughput: {} s, {} worker processes x {} slots, 1 orchestrator",
-        a.seconds, a.workers, a.slots
-    );
-    let cluster = if std::env::var("DATABASE_URL").is_err() {
-        Some(Cluster::start(ClusterOptions { durable: true }))
-    } else {
-        None
-    };
-    let admin = std::env::var("DATABASE_URL")
-        .ok()
-        .or_else(|| cluster.as_ref().map(|c| c.url.clone()))
-        .unwrap();
+/// Tasks per second through the HTTP protocol next to the SQL-only reference.
+async fn throughput(admin: &str, a: &Args) {
+    let reference = sql_reference(&fresh(admin, "ref").await, a.seconds).await;
 
-    let reference = sql_reference(&fresh(&admin, "ref").await, a.seconds).await;
-
-    let url = fresh(&admin, "dist").await;
+    let url = fresh(admin, "dist").await;
     seed(&url, &uuid::Uuid::now_v7().to_string(), SEED).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &url, a.slots);
@@ -290,6 +285,7 @@ async fn main() {
     for w in &mut workers {
         let _ = w.wait_exit(Duration::from_secs(60));
     }
+    orch.signal("TERM");
     println!(
         "{:>14} {:>16} {:>9}   {:>22}   per-10s windows",
         "ref keyset/s", "HTTP tasks/s", "vs ref", "claim p50/p90/p99 ms"
@@ -307,8 +303,39 @@ async fn main() {
         claim("0.99"),
     );
     println!("  mean completions per complete_task commit: {batch:.1}");
+}
 
-    // Idle workers: the time for a new job's first task to reach a long-poll.
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    meridian_tests::init();
+    let a = args();
+    println!(
+        "meridian distributed no-op throughput: {} s, {} worker processes x {} slots, 1 orchestrator",
+        a.seconds, a.workers, a.slots
+    );
+    let cluster = if std::env::var("DATABASE_URL").is_err() {
+        Some(Cluster::start(ClusterOptions { durable: true }))
+    } else {
+        None
+    };
+    let admin = std::env::var("DATABASE_URL")
+        .ok()
+        .or_else(|| cluster.as_ref().map(|c| c.url.clone()))
+        .unwrap();
+
+    if !a.latency_only {
+        throughput(&admin, &a).await;
+    }
+    // Idle workers: the time for a new job's first task to reach a long-poll, on a
+    // fresh database (no backlog that would answer the poll at once), through two
+    // replicas.
+    let url = fresh(&admin, "latency").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &url, a.slots);
+    let env = [("MERIDIAN_WORKER_AUTH_KEY", KEY)];
+    let orch =
+        SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch.log"), &env)
+            .await;
     let other =
         SiteProcess::start_orchestrator(&cfg, free_port(), &dir.path().join("orch2.log"), &env)
             .await;

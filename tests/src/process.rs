@@ -8,26 +8,21 @@ use std::time::{Duration, Instant};
 static BINARY: OnceLock<PathBuf> = OnceLock::new();
 
 /// Path of the `meridian-child` binary, built on first use by the same cargo that
-/// runs the tests (a no-op when it is up to date). Benches (built without debug
-/// assertions) get the release binary, so that they measure what production runs.
+/// runs the tests (a no-op when it is up to date).
 pub fn binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut args = vec![
-                "build",
-                "-q",
-                "-p",
-                "meridian-child",
-                "--bin",
-                "meridian-child",
-                "--message-format=json",
-            ];
-            if !cfg!(debug_assertions) {
-                args.push("--release");
-            }
             let out = Command::new(cargo)
-                .args(&args)
+                .args([
+                    "build",
+                    "-q",
+                    "-p",
+                    "meridian-child",
+                    "--bin",
+                    "meridian-child",
+                    "--message-format=json",
+                ])
                 .stderr(Stdio::inherit())
                 .output()
                 .expect("cargo build meridian-child");

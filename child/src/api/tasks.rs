@@ -25,6 +25,9 @@ use crate::store::{
 /// Most completions in one `complete_task` request.
 const MAX_COMPLETIONS: usize = 1000;
 
+/// Most objects in one progress record.
+const MAX_OBJECTS: usize = 100_000;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(GET_TASK, post(get_task))
@@ -117,11 +120,12 @@ async fn update_task_progress(
     ApiJson(req): ApiJson<ProgressRequest>,
 ) -> Result<Json<ProgressResponse>, ApiError> {
     auth.check_worker(&req.worker_id)?;
-    let batch_limit = app.cfg().connector.discovery_batch_write_size as usize;
-    if req.objects.len() > batch_limit {
+    // The worker sizes batches from its own file, which may differ from this replica's
+    // live value; only the key's ceiling is enforced (and api.max_body_bytes).
+    if req.objects.len() > MAX_OBJECTS {
         return Err(ApiError::Unprocessable {
             message: format!(
-                "{} objects in one progress record; at most connector.discovery_batch_write_size = {batch_limit}",
+                "{} objects in one progress record; at most {MAX_OBJECTS} (the ceiling of connector.discovery_batch_write_size)",
                 req.objects.len()
             ),
             details: None,

@@ -23,7 +23,7 @@ use super::remote_client::{CallError, OrchestratorClient};
 use super::report::Reporter;
 use super::runner;
 use crate::RunMode;
-use crate::config::{ConfigLayers, distributed};
+use crate::config::{ConfigLayers, SystemConfig, distributed};
 use crate::engine::reports::FailureKind;
 use crate::protocol::{CompletedTask, FailRequest, ProgressRequest};
 use crate::store::{
@@ -59,7 +59,7 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
     let reporter: Arc<dyn Reporter> = Arc::new(RemoteReporter {
         client: client.clone(),
         completions: completions_tx,
-        batch_size: cfg.connector.discovery_batch_write_size as usize,
+        cfg: Arc::new(cfg.clone()),
     });
     tracing::info!(
         worker.id = %worker_id,
@@ -264,11 +264,17 @@ async fn flush_completions(
 struct RemoteReporter {
     client: Arc<OrchestratorClient>,
     completions: mpsc::UnboundedSender<Completion>,
-    batch_size: usize,
+    /// This worker's configuration file and environment (no database rows: a worker
+    /// has no database).
+    cfg: Arc<SystemConfig>,
 }
 
 #[async_trait]
 impl Reporter for RemoteReporter {
+    fn cfg(&self) -> Arc<SystemConfig> {
+        self.cfg.clone()
+    }
+
     async fn heartbeat(&self, lease: &Lease) -> anyhow::Result<HeartbeatOutcome> {
         match self
             .client
@@ -353,9 +359,5 @@ impl Reporter for RemoteReporter {
                 FailureKind::Cancelled,
             )
             .await;
-    }
-
-    fn discovery_batch_size(&self) -> usize {
-        self.batch_size
     }
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use async_trait::async_trait;
 
 use crate::app::App;
+use crate::config::SystemConfig;
 use crate::engine::reports::{self, FailureKind};
 use crate::store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, ReportOutcome,
@@ -15,6 +16,9 @@ use crate::store::{
 
 #[async_trait]
 pub trait Reporter: Send + Sync + 'static {
+    /// The configuration the worker runs with (the site's, or a remote worker's file).
+    fn cfg(&self) -> Arc<SystemConfig>;
+
     /// Extends the lease, or says it is lost or the job is being cancelled.
     async fn heartbeat(&self, lease: &Lease) -> anyhow::Result<HeartbeatOutcome>;
 
@@ -50,7 +54,9 @@ pub trait Reporter: Send + Sync + 'static {
     fn heartbeat_ok(&self, _worker_id: &str) {}
 
     /// Objects per discovered batch (`connector.discovery_batch_write_size`).
-    fn discovery_batch_size(&self) -> usize;
+    fn discovery_batch_size(&self) -> usize {
+        self.cfg().connector.discovery_batch_write_size as usize
+    }
 }
 
 /// Reports of in-process workers: straight into the engine.
@@ -60,6 +66,10 @@ pub struct InProcess {
 
 #[async_trait]
 impl Reporter for InProcess {
+    fn cfg(&self) -> Arc<SystemConfig> {
+        self.app.cfg()
+    }
+
     async fn heartbeat(&self, lease: &Lease) -> anyhow::Result<HeartbeatOutcome> {
         Ok(reports::heartbeat(&self.app, lease).await?)
     }
@@ -100,9 +110,5 @@ impl Reporter for InProcess {
 
     fn heartbeat_ok(&self, worker_id: &str) {
         self.app.workers.heartbeat(worker_id);
-    }
-
-    fn discovery_batch_size(&self) -> usize {
-        self.app.cfg().connector.discovery_batch_write_size as usize
     }
 }
