@@ -137,6 +137,8 @@ pub struct SiteView {
     /// The child job's state; `DISPATCHING`, `REJECTED` or `SKIPPED` before the site holds one.
     pub state: String,
     pub dispatch: DispatchState,
+    /// `start_job` calls made so far (more than one after a retry).
+    pub dispatch_attempts: i64,
     pub cancel: CancelState,
     /// Terminal tasks / all tasks, 0..=1.
     pub progress: f64,
@@ -247,6 +249,7 @@ pub fn job_view(
             data_sources: sj.data_sources.clone(),
             state,
             dispatch: sj.dispatch_state,
+            dispatch_attempts: sj.dispatch_attempts,
             cancel: sj.cancel_state,
             progress,
             tasks_total: total,

@@ -3,6 +3,7 @@
 //! finding counts. Used by the integration tests in `tests/tests/` and by the benches.
 
 pub mod corpus;
+pub mod mesh;
 pub mod pg;
 pub mod process;
 pub mod site;
