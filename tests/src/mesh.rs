@@ -229,6 +229,9 @@ impl Mesh {
     pub fn configure_master(&self, database_url: &str, site_urls: &BTreeMap<String, String>) {
         let a = self.auth();
         let mut sites = String::new();
+        if self.sites.is_empty() {
+            sites.push_str("  []\n");
+        }
         for s in self.sites.values() {
             let url = site_urls.get(&s.name).cloned().unwrap_or_else(|| s.url());
             sites.push_str(&format!("  - name: {}\n    url: {url}\n", s.name));
