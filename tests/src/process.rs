@@ -21,16 +21,21 @@ pub fn master_binary() -> PathBuf {
 
 fn build(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "build",
+        "-q",
+        "-p",
+        package,
+        "--bin",
+        package,
+        "--message-format=json",
+    ];
+    // Benchmarks (built without debug assertions) measure an optimised binary.
+    if !cfg!(debug_assertions) {
+        args.push("--release");
+    }
     let out = Command::new(cargo)
-        .args([
-            "build",
-            "-q",
-            "-p",
-            package,
-            "--bin",
-            package,
-            "--message-format=json",
-        ])
+        .args(&args)
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cargo build {package}: {e}"));

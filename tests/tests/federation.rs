@@ -352,3 +352,111 @@ async fn cancel_reaches_every_site_including_one_that_was_down() {
         "the cancel stopped the work"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_runs_a_job_across_london_and_tokyo() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = meridian_tests::process::free_port();
+    let log = std::fs::File::create(dir.path().join("quickstart.log")).unwrap();
+    let mut child = std::process::Command::new(meridian_tests::process::master_binary())
+        .args([
+            "quickstart",
+            "--dir",
+            dir.path().join("qs").to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let token_file = dir.path().join("qs").join("token");
+    let start = Instant::now();
+    let token = loop {
+        if let Ok(t) = std::fs::read_to_string(&token_file)
+            && http
+                .get(format!("{base}/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        {
+            break t;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the quickstart never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let call = |req: reqwest::RequestBuilder| {
+        let token = token.clone();
+        async move {
+            let r = req.bearer_auth(token).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let start = Instant::now();
+    while call(http.get(format!("{base}/api/v1/data_sources")))
+        .await
+        .1
+        .as_array()
+        .map(Vec::len)
+        != Some(2)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "catalog of both sites"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = json!({"name": "first scan", "data_sources": ["ds_london_01", "ds_tokyo_01"]});
+    let (code, view) = call(http.post(format!("{base}/api/v1/jobs")).json(&body)).await;
+    assert_eq!(code, 201, "{view}");
+    let id = view["job_id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    let view = loop {
+        let (_, v) = call(http.get(format!("{base}/api/v1/jobs/{id}"))).await;
+        if v["state"] == "COMPLETED" {
+            break v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // What the README promises for the sample data.
+    assert_eq!(
+        counts(&site(&view, "london")["findings"]["by_classifier"]),
+        BTreeMap::from([("email".into(), 3), ("us_ssn".into(), 2)])
+    );
+    assert_eq!(
+        counts(&site(&view, "tokyo")["findings"]["by_classifier"]),
+        BTreeMap::from([("aws_access_key_id".into(), 1), ("payment_card".into(), 2)])
+    );
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "quickstart did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.contains(&format!("master    {base}")) && out.contains("MERIDIAN_TOKEN="),
+        "{out}"
+    );
+}
