@@ -67,6 +67,29 @@ pub struct JobStatus {
     pub back_pressure: bool,
 }
 
+impl JobStatus {
+    /// A status with nothing counted yet: for fakes of a site and for tests.
+    pub fn new(job_id: &str, state: JobState, status_version: i64) -> JobStatus {
+        JobStatus {
+            job_id: job_id.to_owned(),
+            name: String::new(),
+            state,
+            priority: 1,
+            data_sources: Vec::new(),
+            options: JobOptions::default(),
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            status_version,
+            tasks: TaskCounts::default(),
+            objects: ObjectCounts::default(),
+            findings: FindingCounts::default(),
+            stalled_tasks: 0,
+            back_pressure: false,
+        }
+    }
+}
+
 /// Task counts of a job, by state and by phase then state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskCounts {

@@ -71,23 +71,7 @@ struct FakeSite {
 }
 
 fn status(id: &str, version: i64) -> JobStatus {
-    JobStatus {
-        job_id: id.into(),
-        name: "bench".into(),
-        state: JobState::Running,
-        priority: 1,
-        data_sources: vec![],
-        options: Default::default(),
-        created_at: String::new(),
-        started_at: None,
-        finished_at: None,
-        status_version: version,
-        tasks: Default::default(),
-        objects: Default::default(),
-        findings: Default::default(),
-        stalled_tasks: 0,
-        back_pressure: false,
-    }
+    JobStatus::new(id, JobState::Running, version)
 }
 
 async fn start_job(

@@ -321,6 +321,17 @@ async fn the_user_api_refuses_bad_tokens_and_checks_roles() {
     );
 }
 
+/// Runs `meridian-master serve --config config`, expects exit 2; its stderr.
+fn master_refuses(config: &std::path::Path) -> String {
+    let out = std::process::Command::new(meridian_tests::process::master_binary())
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 #[test]
 fn bad_federation_configurations_stop_start_up_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -350,12 +361,7 @@ fn bad_federation_configurations_stop_start_up_with_exit_2() {
         "sites:\n  - name: london\n    url: https://10.0.0.1:8443\n",
     )
     .unwrap();
-    let out = std::process::Command::new(meridian_tests::process::master_binary())
-        .args(["serve", "--config", master.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = master_refuses(&master);
     assert!(err.contains("key `tls`"), "{err}");
 
     std::fs::write(
@@ -363,11 +369,6 @@ fn bad_federation_configurations_stop_start_up_with_exit_2() {
         "sites:\n  - name: London\n    url: http://127.0.0.1:1\n",
     )
     .unwrap();
-    let out = std::process::Command::new(meridian_tests::process::master_binary())
-        .args(["serve", "--config", master.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = master_refuses(&master);
     assert!(err.contains("sites[0].name"), "{err}");
 }

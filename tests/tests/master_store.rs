@@ -28,23 +28,7 @@ fn new_job(id: &str, key: Option<&str>, hash: &str, sites: &[&str]) -> NewJob {
 }
 
 fn status(id: &str, state: JobState, version: i64) -> JobStatus {
-    JobStatus {
-        job_id: id.into(),
-        name: "n".into(),
-        state,
-        priority: 1,
-        data_sources: vec![],
-        options: Default::default(),
-        created_at: String::new(),
-        started_at: None,
-        finished_at: None,
-        status_version: version,
-        tasks: Default::default(),
-        objects: Default::default(),
-        findings: Default::default(),
-        stalled_tasks: 0,
-        back_pressure: false,
-    }
+    JobStatus::new(id, state, version)
 }
 
 async fn creates_are_idempotent_on_their_key(backend: Backend) {
