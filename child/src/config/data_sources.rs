@@ -34,6 +34,10 @@ pub struct FilesystemSource {
     /// Larger files are discovered but skipped, with the reason counted.
     #[serde(default = "default_max_file_size_mb")]
     pub max_file_size_mb: u64,
+    /// Whether files and directories whose name starts with `.` are scanned; when
+    /// false, hidden directories are not entered at all.
+    #[serde(default = "yes")]
+    pub hidden_files: bool,
 }
 
 /// `kind: synthetic`
@@ -58,6 +62,10 @@ pub struct SyntheticSource {
 
 fn include_everything() -> Vec<String> {
     vec!["**/*".to_owned()]
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_max_file_size_mb() -> u64 {

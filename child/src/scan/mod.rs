@@ -4,8 +4,10 @@
 //! only masked samples and counts.
 
 pub mod classify;
+pub mod extract;
 pub mod filesystem;
 pub mod mask;
+pub mod sensitivity;
 pub mod synthetic;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::config::DataSourceConfig;
 use crate::engine::reports::{self, FailureKind};
+use crate::scan::extract::ExtractSettings;
 use crate::scan::{ObjectScan, ScanError, classify, filesystem, synthetic};
 use crate::store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
@@ -177,7 +178,7 @@ async fn execute(
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
             .map(|()| ObjectScan::default()),
-        Phase::Process => process(packet, ds, stop).await,
+        Phase::Process => process(app, packet, ds, stop).await,
     }
 }
 
@@ -192,15 +193,28 @@ async fn discover(
     let limit = packet.options.max_file_size_mb;
     let (tx, mut rx) = mpsc::channel::<Vec<NewObject>>(1);
     let walker_stop = stop.clone();
+    // Sampling: the sink stops the walk once `max_objects` were handed over. The
+    // walk's order is stable, so a retried discovery samples the same objects.
+    let cap = packet.options.max_objects.unwrap_or(u64::MAX);
     let walker = tokio::task::spawn_blocking(move || {
-        let mut sink = |b: Vec<NewObject>| tx.blocking_send(b).is_ok();
-        match &ds {
+        let mut sent = 0u64;
+        let mut sink = |mut b: Vec<NewObject>| {
+            b.truncate(usize::try_from(cap - sent).unwrap_or(usize::MAX));
+            sent += b.len() as u64;
+            let delivered = b.is_empty() || tx.blocking_send(b).is_ok();
+            delivered && sent < cap
+        };
+        let walked = match &ds {
             DataSourceConfig::Filesystem(fs) => {
                 filesystem::discover(fs, limit, batch_size, &mut sink, &walker_stop.abort)
             }
             DataSourceConfig::Synthetic(s) => {
                 synthetic::discover(s, batch_size, &mut sink, &walker_stop.abort)
             }
+        };
+        match walked {
+            Err(ScanError::Aborted) if sent >= cap && !walker_stop.abort.load(Ordering::Relaxed) => Ok(()),
+            other => other,
         }
     });
     let retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -251,6 +265,7 @@ async fn discover(
 }
 
 async fn process(
+    app: &Arc<App>,
     packet: &WorkPacket,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
@@ -261,12 +276,26 @@ async fn process(
         .to_owned();
     let object_id = packet.payload["object_id"].as_i64().unwrap_or(0);
     let limit = packet.options.max_file_size_mb;
-    let classifiers = classify::select(packet.options.classifiers.as_deref());
+    let cfg = app.cfg();
+    let classifiers = classify::select(
+        packet.options.classifiers.as_deref(),
+        &cfg.classifiers.custom,
+    );
+    let settings = ExtractSettings {
+        ocr: packet
+            .options
+            .ocr
+            .unwrap_or(cfg.connector.easyocr_support_enabled),
+        tables: packet
+            .options
+            .tables
+            .unwrap_or(cfg.connector.get_table_or_images_enabled),
+    };
     let attempt = packet.attempt;
     let stop = stop.clone();
     tokio::task::spawn_blocking(move || match &ds {
         DataSourceConfig::Filesystem(fs) => {
-            filesystem::process(fs, &key, object_id, limit, &classifiers, &stop.abort)
+            filesystem::process(fs, &key, object_id, limit, &classifiers, settings, &stop.abort)
         }
         DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
     })

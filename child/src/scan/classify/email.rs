@@ -22,15 +22,16 @@ impl Email {
 }
 
 impl Classifier for Email {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    fn scan(&self, line: &str, out: &mut Vec<Match>) {
-        if !line.contains('@') {
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        if !text.contains('@') {
             return;
         }
-        out.extend(self.re.find_iter(line).map(|m| Match {
+        out.extend(self.re.find_iter(text).map(|m| Match {
+            start: m.start(),
             masked: mask::email(m.as_str()),
             confidence: 0.9,
         }));
