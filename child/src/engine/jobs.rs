@@ -100,7 +100,7 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
             return Err(JobError::Invalid {
                 field: "options.classifiers",
                 message: format!(
-                    "unknown classifier {}; allowed: {}",
+                    "options.classifiers: unknown classifier {}; allowed: {}",
                     unknown
                         .iter()
                         .map(|n| format!("`{n}`"))
