@@ -253,6 +253,15 @@ async fn discover(
             }
         }
         seq += 1;
+        // Test failpoint: the discovery task dies after recording a batch, as if
+        // its worker crashed; the retry must not duplicate what was recorded.
+        if app.failpoints.hit("discovery_batch").is_some() {
+            report_error = Some(ScanError::Retryable(
+                "failpoint discovery_batch: interrupted after a batch".into(),
+            ));
+            stop.abort.store(true, Ordering::Relaxed);
+            break;
+        }
     }
     drop(rx);
     let walked = walker

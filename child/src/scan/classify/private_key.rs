@@ -35,7 +35,7 @@ impl Classifier for PrivateKey {
             };
             out.push(Match {
                 start: whole.start(),
-                masked: format!("-----BEGIN {kind}PRIVATE KEY----- [redacted]"),
+                masked: format!("-----BEGIN {kind}PRIVATE KEY----- ****"),
                 confidence: 0.99,
             });
         }
@@ -55,7 +55,7 @@ mod tests {
                     -----BEGIN PUBLIC KEY-----\n-----BEGIN CERTIFICATE-----\n";
         let found = scan_one(&c, text);
         assert_eq!(found.len(), 2);
-        assert_eq!(found[0].masked, "-----BEGIN RSA PRIVATE KEY----- [redacted]");
+        assert_eq!(found[0].masked, "-----BEGIN RSA PRIVATE KEY----- ****");
         assert!(scan_one(&c, "the private key is in the vault").is_empty());
     }
 }
