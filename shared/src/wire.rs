@@ -43,6 +43,14 @@ pub struct JobOptions {
     /// order), 1..=100000000; every object when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_objects: Option<u64>,
+    /// Database sources: rows read per table at most, 1..=10000000; the data
+    /// source's `sample_rows` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rows: Option<u64>,
+    /// Database sources: percentage of rows sampled, 1..=100; the data source's
+    /// `sample_percent` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_percent: Option<u32>,
 }
 
 /// A job as `POST /start_job` and `GET /get_job_status/{id}` return it.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use classifiers::{ClassifiersConfig, CustomClassifierConfig, Validator};
-pub use data_sources::{DataSourceConfig, FilesystemSource, SyntheticSource};
+pub use data_sources::{DataSourceConfig, FilesystemSource, PostgresSource, SyntheticSource};
 pub use load::{ConfigLayers, LIVE_KEYS, SystemParameter, finalize};
 pub use meridian_shared::config::ConfigError;
 pub use meridian_shared::telemetry::LogFormat;

@@ -224,6 +224,14 @@ fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError
                 format!("value `{}` is used twice", ds.id()),
             ));
         }
+        if let DataSourceConfig::Postgres(pg) = ds {
+            if let Err(e) = pg.connection_url() {
+                let field = if pg.url_env.is_some() { "url_env" } else { "url" };
+                return Err(ConfigError::new(format!("{key}.{field}"), e));
+            }
+            range(&format!("{key}.sample_rows"), pg.sample_rows, 1, 10_000_000)?;
+            range(&format!("{key}.sample_percent"), pg.sample_percent.into(), 1, 100)?;
+        }
         if let DataSourceConfig::Filesystem(fs) = ds {
             if !fs.root.is_dir() {
                 return Err(ConfigError::new(

@@ -120,6 +120,22 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
             format!("options.max_objects {n} is out of range; allowed 1..=100000000"),
         ));
     }
+    if let Some(n) = req.options.sample_rows
+        && !(1..=10_000_000).contains(&n)
+    {
+        return Err(invalid(
+            "options.sample_rows",
+            format!("options.sample_rows {n} is out of range; allowed 1..=10000000"),
+        ));
+    }
+    if let Some(p) = req.options.sample_percent
+        && !(1..=100).contains(&p)
+    {
+        return Err(invalid(
+            "options.sample_percent",
+            format!("options.sample_percent {p} is out of range; allowed 1..=100"),
+        ));
+    }
     if req.options.max_file_size_mb == Some(0) {
         return Err(invalid(
             "options.max_file_size_mb",

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod extract;
 pub mod filesystem;
 pub mod mask;
+pub mod postgres;
 pub mod sensitivity;
 pub mod synthetic;
 

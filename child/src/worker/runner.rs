@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::config::DataSourceConfig;
 use crate::engine::reports::{self, FailureKind};
 use crate::scan::extract::ExtractSettings;
-use crate::scan::{ObjectScan, ScanError, classify, filesystem, synthetic};
+use crate::scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
 use crate::store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
     ReportOutcome,
@@ -168,12 +168,17 @@ async fn execute(
     lease: &Lease,
     stop: &Arc<Stop>,
 ) -> Result<ObjectScan, ScanError> {
+    let gone = || {
+        ScanError::Permanent("the task's data source is no longer configured at this site".into())
+    };
     let ds: DataSourceConfig =
-        serde_json::from_value(packet.data_source.clone()).map_err(|_| {
-            ScanError::Permanent(
-                "the task's data source is no longer configured at this site".into(),
-            )
-        })?;
+        serde_json::from_value(packet.data_source.clone()).map_err(|_| gone())?;
+    // Credentials never travel in a packet: take the database source, secret
+    // included, from this site's configuration.
+    let ds = match ds {
+        DataSourceConfig::Postgres(p) => app.cfg().data_source(&p.id).cloned().ok_or_else(gone)?,
+        other => other,
+    };
     match packet.phase {
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
@@ -196,6 +201,7 @@ async fn discover(
     // Sampling: the sink stops the walk once `max_objects` were handed over. The
     // walk's order is stable, so a retried discovery samples the same objects.
     let cap = packet.options.max_objects.unwrap_or(u64::MAX);
+    let handle = tokio::runtime::Handle::current();
     let walker = tokio::task::spawn_blocking(move || {
         let mut sent = 0u64;
         let mut sink = |mut b: Vec<NewObject>| {
@@ -210,6 +216,9 @@ async fn discover(
             }
             DataSourceConfig::Synthetic(s) => {
                 synthetic::discover(s, batch_size, &mut sink, &walker_stop.abort)
+            }
+            DataSourceConfig::Postgres(pg) => {
+                postgres::discover(pg, &handle, batch_size, &mut sink, &walker_stop.abort)
             }
         };
         match walked {
@@ -302,9 +311,25 @@ async fn process(
     };
     let attempt = packet.attempt;
     let stop = stop.clone();
+    let options = packet.options.clone();
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || match &ds {
         DataSourceConfig::Filesystem(fs) => {
             filesystem::process(fs, &key, object_id, limit, &classifiers, settings, &stop.abort)
+        }
+        DataSourceConfig::Postgres(pg) => {
+            let sampling = postgres::Sampling {
+                rows: options.sample_rows.unwrap_or(pg.sample_rows),
+                percent: options.sample_percent.unwrap_or(pg.sample_percent),
+            };
+            handle.block_on(postgres::process(
+                pg,
+                &key,
+                object_id,
+                &classifiers,
+                sampling,
+                &stop.abort,
+            ))
         }
         DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
     })
