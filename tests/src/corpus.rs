@@ -195,11 +195,28 @@ fn negative_line(rng: &mut StdRng) -> (Vec<String>, Option<&'static str>) {
         // A secret-shaped string without context, and a hash with it.
         6 => format!("token {}", values::aws_secret(rng)),
         7 => format!("aws secret sha {}", values::sha1_like(rng)),
-        8 => format!("build {}.{}.{}.{}.{}", rng.random_range(1..9), rng.random_range(0..20), rng.random_range(0..20), rng.random_range(0..20), rng.random_range(0..99)),
-        9 => format!("at {:02}:{:02}:{:02}", rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60)),
+        8 => format!(
+            "build {}.{}.{}.{}.{}",
+            rng.random_range(1..9),
+            rng.random_range(0..20),
+            rng.random_range(0..20),
+            rng.random_range(0..20),
+            rng.random_range(0..99)
+        ),
+        9 => format!(
+            "at {:02}:{:02}:{:02}",
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60)
+        ),
         10 => "-----BEGIN PUBLIC KEY-----".to_owned(),
         11 => format!("eyJ{}", values::sha1_like(rng)),
-        12 => format!("on {}-{:02}-{:02}", rng.random_range(1990..2030), rng.random_range(1..13), rng.random_range(1..29)),
+        12 => format!(
+            "on {}-{:02}-{:02}",
+            rng.random_range(1990..2030),
+            rng.random_range(1..13),
+            rng.random_range(1..29)
+        ),
         _ => String::new(),
     };
     (vec![wrap(rng, value)], None)

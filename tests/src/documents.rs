@@ -83,9 +83,19 @@ pub fn ocr_lines(rng: &mut StdRng) -> (Vec<String>, Counts) {
             .join(" ");
     }
     c.add("payment_card");
-    let email = format!("{}@example.com", values::LAST[rand::Rng::random_range(rng, 0..values::LAST.len())]);
+    let email = format!(
+        "{}@example.com",
+        values::LAST[rand::Rng::random_range(rng, 0..values::LAST.len())]
+    );
     c.add("email");
-    (vec![format!("SSN {ssn}"), format!("CARD {card}"), format!("MAIL {email}")], c)
+    (
+        vec![
+            format!("SSN {ssn}"),
+            format!("CARD {card}"),
+            format!("MAIL {email}"),
+        ],
+        c,
+    )
 }
 
 fn file(ty: &str, n: usize, lines: &[String]) -> (String, Vec<u8>) {
@@ -97,7 +107,10 @@ fn file(ty: &str, n: usize, lines: &[String]) -> (String, Vec<u8>) {
                 .enumerate()
                 .map(|(i, l)| format!("{i},\"{}\",ok", l.replace('"', "\"\"")))
                 .collect();
-            (format!("doc-{n:03}.csv"), format!("id,text,status\n{}", join(&rows)).into_bytes())
+            (
+                format!("doc-{n:03}.csv"),
+                format!("id,text,status\n{}", join(&rows)).into_bytes(),
+            )
         }
         "json" => {
             // One string per line: context words stay on their own value's line.
@@ -105,7 +118,10 @@ fn file(ty: &str, n: usize, lines: &[String]) -> (String, Vec<u8>) {
                 .iter()
                 .map(|l| format!("  {}", serde_json::Value::String(l.clone())))
                 .collect();
-            (format!("doc-{n:03}.json"), format!("[\n{}\n]\n", body.join(",\n")).into_bytes())
+            (
+                format!("doc-{n:03}.json"),
+                format!("[\n{}\n]\n", body.join(",\n")).into_bytes(),
+            )
         }
         "pdf" => (format!("doc-{n:03}.pdf"), pdf(lines)),
         "misnamed" => (format!("scan-{n:03}.dat"), pdf(lines)),
@@ -124,7 +140,9 @@ fn join(lines: &[String]) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A PDF with the standard Helvetica font, one text line per line, 50 lines a page.
@@ -132,7 +150,9 @@ pub fn pdf(lines: &[String]) -> Vec<u8> {
     let pages: Vec<&[String]> = lines.chunks(50).collect();
     let mut objects: Vec<String> = Vec::new();
     // 1 catalog, 2 page tree, 3 font, then page + content per page.
-    let kids: Vec<String> = (0..pages.len()).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+    let kids: Vec<String> = (0..pages.len())
+        .map(|i| format!("{} 0 R", 4 + 2 * i))
+        .collect();
     objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
     objects.push(format!(
         "<< /Type /Pages /Kids [{}] /Count {} >>",
@@ -145,7 +165,10 @@ pub fn pdf(lines: &[String]) -> Vec<u8> {
     for (i, page) in pages.iter().enumerate() {
         let mut content = String::from("BT /F1 7 Tf 9 TL 20 770 Td\n");
         for l in *page {
-            let esc = l.replace('\\', "\\\\").replace('(', "\\(").replace(')', "\\)");
+            let esc = l
+                .replace('\\', "\\\\")
+                .replace('(', "\\(")
+                .replace(')', "\\)");
             content.push_str(&format!("({esc}) Tj T*\n"));
         }
         content.push_str("ET");
@@ -165,7 +188,9 @@ pub fn pdf(lines: &[String]) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for off in offsets {
         out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
     }
@@ -188,8 +213,11 @@ fn zip(entries: &[(&str, String)]) -> Vec<u8> {
         } else {
             zip::CompressionMethod::Deflated
         };
-        w.start_file(*name, SimpleFileOptions::default().compression_method(method))
-            .expect("zip entry");
+        w.start_file(
+            *name,
+            SimpleFileOptions::default().compression_method(method),
+        )
+        .expect("zip entry");
         w.write_all(body.as_bytes()).expect("zip write");
     }
     w.finish().expect("zip finish").into_inner()
@@ -202,11 +230,17 @@ const RELS_DOCX: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships 
 pub fn docx(lines: &[String]) -> Vec<u8> {
     let mut body = String::new();
     let para = |l: &str| {
-        format!(r#"<w:p><w:r><w:t xml:space="preserve">{}</w:t></w:r></w:p>"#, xml_escape(l))
+        format!(
+            r#"<w:p><w:r><w:t xml:space="preserve">{}</w:t></w:r></w:p>"#,
+            xml_escape(l)
+        )
     };
     for (i, l) in lines.iter().enumerate() {
         if i % 5 == 4 {
-            body.push_str(&format!("<w:tbl><w:tr><w:tc>{}</w:tc></w:tr></w:tbl>", para(l)));
+            body.push_str(&format!(
+                "<w:tbl><w:tr><w:tc>{}</w:tc></w:tr></w:tbl>",
+                para(l)
+            ));
         } else {
             body.push_str(&para(l));
         }
@@ -263,7 +297,9 @@ pub fn ods(lines: &[String]) -> Vec<u8> {
         .collect();
     odf(
         "application/vnd.oasis.opendocument.spreadsheet",
-        format!(r#"<office:spreadsheet><table:table table:name="Sheet1">{rows}</table:table></office:spreadsheet>"#),
+        format!(
+            r#"<office:spreadsheet><table:table table:name="Sheet1">{rows}</table:table></office:spreadsheet>"#
+        ),
     )
 }
 

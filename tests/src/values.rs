@@ -115,7 +115,11 @@ pub fn aws_key(rng: &mut StdRng, tail: usize) -> String {
 /// 40 characters mixing cases and digits, starting with a lower-case letter.
 pub fn aws_secret(rng: &mut StdRng) -> String {
     loop {
-        let s = format!("{}{}", pick(rng, b"abcdefghijklmnopqrstuvwxyz", 1), pick(rng, ALNUM, 39));
+        let s = format!(
+            "{}{}",
+            pick(rng, b"abcdefghijklmnopqrstuvwxyz", 1),
+            pick(rng, ALNUM, 39)
+        );
         if s.bytes().any(|b| b.is_ascii_uppercase()) && s.bytes().any(|b| b.is_ascii_digit()) {
             return s;
         }
@@ -172,9 +176,24 @@ pub fn iban(rng: &mut StdRng, valid: bool) -> String {
 pub fn phone(rng: &mut StdRng) -> String {
     let nxx = |rng: &mut StdRng| rng.random_range(200..1000);
     match rng.random_range(0..4) {
-        0 => format!("+1 {} {} {:04}", nxx(rng), nxx(rng), rng.random_range(0..10000)),
-        1 => format!("({}) {}-{:04}", nxx(rng), nxx(rng), rng.random_range(0..10000)),
-        2 => format!("{}-{}-{:04}", nxx(rng), nxx(rng), rng.random_range(0..10000)),
+        0 => format!(
+            "+1 {} {} {:04}",
+            nxx(rng),
+            nxx(rng),
+            rng.random_range(0..10000)
+        ),
+        1 => format!(
+            "({}) {}-{:04}",
+            nxx(rng),
+            nxx(rng),
+            rng.random_range(0..10000)
+        ),
+        2 => format!(
+            "{}-{}-{:04}",
+            nxx(rng),
+            nxx(rng),
+            rng.random_range(0..10000)
+        ),
         _ => format!(
             "+44 20 {:04} {:04}",
             rng.random_range(1000..10000),
@@ -206,7 +225,11 @@ fn base64url(data: &[u8]) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -227,7 +250,11 @@ pub fn jwt(rng: &mut StdRng) -> String {
         )
         .as_bytes(),
     );
-    let sig = format!("{}{}", pick(rng, b"abcdefghijklmnopqrstuvwxyz", 1), pick(rng, ALNUM, 42));
+    let sig = format!(
+        "{}{}",
+        pick(rng, b"abcdefghijklmnopqrstuvwxyz", 1),
+        pick(rng, ALNUM, 42)
+    );
     format!("{header}.{payload}.{sig}")
 }
 
@@ -262,6 +289,9 @@ mod tests {
     fn base64url_is_unpadded() {
         assert_eq!(base64url(b"abc"), "YWJj");
         assert_eq!(base64url(b"ab"), "YWI");
-        assert_eq!(base64url(br#"{"alg":"HS256","typ":"JWT"}"#), "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9");
+        assert_eq!(
+            base64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+        );
     }
 }

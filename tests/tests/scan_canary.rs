@@ -117,9 +117,25 @@ async fn no_raw_value_reaches_the_database_logs_or_api() {
     };
     // Each of the nine values was found in each of the four files.
     assert_eq!(status["findings"]["total"], 36, "{status}");
-    get(&http, &site.base, &format!("/jobs/{job}/findings?limit=1000")).await;
-    for path in ["/jobs", "/job_statuses?since_version=0", "/data_sources", "/workers", "/health", "/metrics"] {
-        let resp = http.get(format!("{}{path}", site.base)).send().await.unwrap();
+    get(
+        &http,
+        &site.base,
+        &format!("/jobs/{job}/findings?limit=1000"),
+    )
+    .await;
+    for path in [
+        "/jobs",
+        "/job_statuses?since_version=0",
+        "/data_sources",
+        "/workers",
+        "/health",
+        "/metrics",
+    ] {
+        let resp = http
+            .get(format!("{}{path}", site.base))
+            .send()
+            .await
+            .unwrap();
         assert_clean(path, &resp.bytes().await.unwrap());
     }
     site.signal("TERM");
@@ -134,5 +150,8 @@ async fn no_raw_value_reaches_the_database_logs_or_api() {
     }
     assert!(db_files >= 1 && Path::new(&data.join("site.db")).exists());
     // The scanned files themselves do hold the values: the search can fail.
-    assert!(String::from_utf8_lossy(&std::fs::read(share.join("notes.txt")).unwrap()).contains(CANARIES[0]));
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(share.join("notes.txt")).unwrap())
+            .contains(CANARIES[0])
+    );
 }

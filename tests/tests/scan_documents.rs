@@ -74,8 +74,7 @@ async fn every_file_type_yields_exactly_the_seeded_findings() {
         }
         total.0.retain(|_, v| *v > 0);
         assert_eq!(
-            status["objects"]["by_reason"]["image: OCR engine (tesseract) not installed"],
-            3,
+            status["objects"]["by_reason"]["image: OCR engine (tesseract) not installed"], 3,
             "{status}"
         );
     } else {
@@ -109,8 +108,7 @@ async fn the_negative_corpus_yields_no_findings() {
     assert_eq!(status["state"], "COMPLETED", "{status}");
     assert_eq!(status["findings"]["total"], 0, "{status}");
     assert_eq!(
-        status["objects"]["by_outcome"]["COMPLETE"],
-        status["objects"]["discovered"],
+        status["objects"]["by_outcome"]["COMPLETE"], status["objects"]["discovered"],
         "{status}"
     );
     assert!(site.all_findings(&job).await.is_empty());
@@ -122,7 +120,11 @@ async fn unreadable_files_are_skipped_with_a_reason_not_failed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("share");
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(root.join("broken.pdf"), b"%PDF-1.4\nthis is not a pdf at all").unwrap();
+    std::fs::write(
+        root.join("broken.pdf"),
+        b"%PDF-1.4\nthis is not a pdf at all",
+    )
+    .unwrap();
     std::fs::write(root.join("broken.docx"), b"PK\x03\x04 not really a zip").unwrap();
     std::fs::write(root.join("blob.bin"), [0u8, 1, 2, 3, 0, 255]).unwrap();
     std::fs::write(root.join("ok.txt"), "mail jane@example.com\n").unwrap();
@@ -159,8 +161,14 @@ async fn job_options_choose_classifiers_and_ocr() {
     assert_eq!(status["state"], "COMPLETED", "{status}");
     let png_emails = corpus.by_type["png"].0["email"];
     let want = corpus.total.0["email"] - png_emails;
-    assert_eq!(findings_by_classifier(&status), BTreeMap::from([("email".to_owned(), want)]));
-    assert_eq!(status["objects"]["by_reason"]["image: OCR disabled"], 1, "{status}");
+    assert_eq!(
+        findings_by_classifier(&status),
+        BTreeMap::from([("email".to_owned(), want)])
+    );
+    assert_eq!(
+        status["objects"]["by_reason"]["image: OCR disabled"], 1,
+        "{status}"
+    );
     // Bad options are refused naming the field.
     for (options, field) in [
         (json!({ "classifiers": ["nope"] }), "options.classifiers"),
@@ -168,7 +176,10 @@ async fn job_options_choose_classifiers_and_ocr() {
         (json!({ "ocr": "yes" }), "options"),
     ] {
         let (code, body) = site
-            .post("/start_job", &json!({ "name": "bad", "data_sources": ["docs"], "options": options }))
+            .post(
+                "/start_job",
+                &json!({ "name": "bad", "data_sources": ["docs"], "options": options }),
+            )
             .await;
         assert_eq!(code, 422, "{body}");
         assert!(body.to_string().contains(field), "{field}: {body}");
@@ -209,6 +220,10 @@ async fn custom_classifiers_from_configuration_run() {
         .map(|f| f["confidence"].as_f64().unwrap())
         .collect();
     assert_eq!(with_context, [0.9]);
-    assert!(findings.iter().all(|f| !f["masked_sample"].as_str().unwrap().contains("1000")));
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f["masked_sample"].as_str().unwrap().contains("1000"))
+    );
     site.stop().await.unwrap();
 }

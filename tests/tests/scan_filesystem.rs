@@ -31,10 +31,16 @@ async fn a_retried_discovery_does_not_duplicate_objects(backend: Backend) {
     assert_eq!(status["state"], "COMPLETED", "{status}");
     // The discovery task ran three times: both interruptions were used up.
     assert_eq!(site.app.failpoints.hit("discovery_batch"), None);
-    assert_eq!(status["tasks"]["by_phase"]["DISCOVERY"]["SUCCEEDED"], 1, "{status}");
+    assert_eq!(
+        status["tasks"]["by_phase"]["DISCOVERY"]["SUCCEEDED"], 1,
+        "{status}"
+    );
     assert_eq!(status["objects"]["discovered"], 60, "{status}");
     assert_eq!(status["objects"]["processed"], 60, "{status}");
-    assert_eq!(status["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 60, "{status}");
+    assert_eq!(
+        status["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 60,
+        "{status}"
+    );
     assert_eq!(findings_by_classifier(&status), corpus.expected, "{status}");
     let (code, tasks) = site.get(&format!("/get_job_status/{job}")).await;
     assert_eq!(code, 200);
@@ -77,12 +83,18 @@ async fn nothing_outside_the_root_is_read_and_hidden_files_follow_the_setting() 
             .collect();
         objects.sort();
         if hidden {
-            assert_eq!(objects, [".config/hidden.txt", "inside.txt"], "{findings:?}");
+            assert_eq!(
+                objects,
+                [".config/hidden.txt", "inside.txt"],
+                "{findings:?}"
+            );
         } else {
             assert_eq!(objects, ["inside.txt"], "{findings:?}");
         }
         assert!(
-            findings.iter().all(|f| f["masked_sample"] != "j***@example.com"),
+            findings
+                .iter()
+                .all(|f| f["masked_sample"] != "j***@example.com"),
             "the file outside the root was read: {findings:?}"
         );
     }

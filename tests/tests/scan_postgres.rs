@@ -28,7 +28,11 @@ async fn seed_database() -> (String, Vec<String>) {
     let admin = pg::fresh_database().await;
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     let role = format!("scanner_{}", uuid::Uuid::new_v4().simple());
-    exec(&mut conn, format!("CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")).await;
+    exec(
+        &mut conn,
+        format!("CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'"),
+    )
+    .await;
     for ddl in [
         "CREATE SCHEMA crm",
         "CREATE SCHEMA audit",
@@ -44,7 +48,11 @@ async fn seed_database() -> (String, Vec<String>) {
     let mut raw = Vec::new();
     for i in 0..30 {
         let email = values::email(&mut rng);
-        let card = if i % 3 == 0 { values::card(&mut rng, true) } else { "n/a".into() };
+        let card = if i % 3 == 0 {
+            values::card(&mut rng, true)
+        } else {
+            "n/a".into()
+        };
         let note = if i % 5 == 0 {
             format!("ssn {}", values::ssn(&mut rng, true))
         } else {
@@ -74,8 +82,16 @@ async fn seed_database() -> (String, Vec<String>) {
             .unwrap();
         raw.push(iban.replace(' ', ""));
     }
-    exec(&mut conn, "INSERT INTO crm.secrets (value) VALUES ('hidden@example.com')".into()).await;
-    exec(&mut conn, "INSERT INTO audit.log (entry) VALUES ('login by audit@example.com')".into()).await;
+    exec(
+        &mut conn,
+        "INSERT INTO crm.secrets (value) VALUES ('hidden@example.com')".into(),
+    )
+    .await;
+    exec(
+        &mut conn,
+        "INSERT INTO audit.log (entry) VALUES ('login by audit@example.com')".into(),
+    )
+    .await;
     for grant in [
         format!("GRANT USAGE ON SCHEMA crm, audit TO {role}"),
         format!("GRANT SELECT ON ALL TABLES IN SCHEMA crm, audit TO {role}"),
@@ -86,23 +102,40 @@ async fn seed_database() -> (String, Vec<String>) {
     let url = admin.replacen("://", &format!("://{role}:{PASSWORD}@"), 1);
     // The admin URL may already carry a user: keep only ours.
     let url = match url.split_once('@') {
-        Some((head, tail)) if tail.contains('@') => format!("{head}@{}", tail.split_once('@').unwrap().1),
+        Some((head, tail)) if tail.contains('@') => {
+            format!("{head}@{}", tail.split_once('@').unwrap().1)
+        }
         _ => url,
     };
     (url, raw)
 }
 
 async fn get(http: &reqwest::Client, base: &str, path: &str) -> (Value, String) {
-    let text = http.get(format!("{base}{path}")).send().await.unwrap().text().await.unwrap();
+    let text = http
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!text.contains(PASSWORD), "password in GET {path}");
     (serde_json::from_str(&text).unwrap_or(Value::Null), text)
 }
 
 async fn run_job(http: &reqwest::Client, base: &str, body: Value) -> (String, Value) {
-    let resp = http.post(format!("{base}/start_job")).json(&body).send().await.unwrap();
+    let resp = http
+        .post(format!("{base}/start_job"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let text = resp.text().await.unwrap();
     assert!(!text.contains(PASSWORD));
-    let job = serde_json::from_str::<Value>(&text).unwrap()["job_id"].as_str().unwrap().to_owned();
+    let job = serde_json::from_str::<Value>(&text).unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let start = std::time::Instant::now();
     loop {
         let (s, _) = get(http, base, &format!("/get_job_status/{job}")).await;
@@ -114,7 +147,11 @@ async fn run_job(http: &reqwest::Client, base: &str, body: Value) -> (String, Va
     }
 }
 
-async fn by_location(http: &reqwest::Client, base: &str, job: &str) -> BTreeMap<(String, String), i64> {
+async fn by_location(
+    http: &reqwest::Client,
+    base: &str,
+    job: &str,
+) -> BTreeMap<(String, String), i64> {
     let (page, _) = get(http, base, &format!("/jobs/{job}/findings?limit=1000")).await;
     page["items"]
         .as_array()
@@ -122,7 +159,10 @@ async fn by_location(http: &reqwest::Client, base: &str, job: &str) -> BTreeMap<
         .iter()
         .map(|f| {
             (
-                (f["location"].as_str().unwrap().to_owned(), f["classifier"].as_str().unwrap().to_owned()),
+                (
+                    f["location"].as_str().unwrap().to_owned(),
+                    f["classifier"].as_str().unwrap().to_owned(),
+                ),
                 f["count"].as_i64().unwrap(),
             )
         })
@@ -154,14 +194,22 @@ async fn seeded_values_are_found_per_column_and_the_password_never_shows() {
     let site = SiteProcess::start(&config, free_port(), &log).await;
     let http = reqwest::Client::new();
 
-    let (job, status) = run_job(&http, &site.base, json!({ "name": "crm", "data_sources": ["crm"] })).await;
+    let (job, status) = run_job(
+        &http,
+        &site.base,
+        json!({ "name": "crm", "data_sources": ["crm"] }),
+    )
+    .await;
     assert_eq!(
         status["state"],
         "COMPLETED",
         "{status}\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(status["objects"]["discovered"], 2, "views, excluded schemas and tables are not objects: {status}");
+    assert_eq!(
+        status["objects"]["discovered"], 2,
+        "views, excluded schemas and tables are not objects: {status}"
+    );
     let want: BTreeMap<_, _> = [
         loc("crm.customers.card", "payment_card", 10),
         loc("crm.customers.email", "email", 30),
@@ -172,7 +220,10 @@ async fn seeded_values_are_found_per_column_and_the_password_never_shows() {
     .into_iter()
     .collect();
     assert_eq!(by_location(&http, &site.base, &job).await, want);
-    assert_eq!(status["findings"]["by_data_source"]["crm"]["level"], "HIGH", "{status}");
+    assert_eq!(
+        status["findings"]["by_data_source"]["crm"]["level"], "HIGH",
+        "{status}"
+    );
 
     // Sampling: the first 10 rows of each table in physical order.
     let (job, status) = run_job(
@@ -194,23 +245,43 @@ async fn seeded_values_are_found_per_column_and_the_password_never_shows() {
     assert_eq!(by_location(&http, &site.base, &job).await, want);
 
     // A source that cannot be reached fails its job; the error names no secret.
-    let (_, status) = run_job(&http, &site.base, json!({ "name": "broken", "data_sources": ["broken"] })).await;
+    let (_, status) = run_job(
+        &http,
+        &site.base,
+        json!({ "name": "broken", "data_sources": ["broken"] }),
+    )
+    .await;
     assert_eq!(status["state"], "FAILED", "{status}");
-    for path in ["/jobs", "/data_sources", "/health", "/metrics", "/job_statuses?since_version=0"] {
+    for path in [
+        "/jobs",
+        "/data_sources",
+        "/health",
+        "/metrics",
+        "/job_statuses?since_version=0",
+    ] {
         get(&http, &site.base, path).await;
     }
     site.signal("TERM");
     let mut site = site;
     site.wait_exit(Duration::from_secs(30));
     let log_text = std::fs::read_to_string(&log).unwrap();
-    assert!(log_text.contains("broken"), "the failure was logged:\n{log_text}");
-    assert!(!log_text.contains(PASSWORD), "password in the log:\n{log_text}");
+    assert!(
+        log_text.contains("broken"),
+        "the failure was logged:\n{log_text}"
+    );
+    assert!(
+        !log_text.contains(PASSWORD),
+        "password in the log:\n{log_text}"
+    );
     for entry in std::fs::read_dir(&data).unwrap() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(PASSWORD), "password in the site database");
         for v in &raw {
-            assert!(!text.contains(v.as_str()), "raw value {v} in the site database");
+            assert!(
+                !text.contains(v.as_str()),
+                "raw value {v} in the site database"
+            );
         }
     }
 }

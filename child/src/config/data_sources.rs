@@ -77,9 +77,15 @@ impl PostgresSource {
         }
         match &self.url_env {
             Some(var) => std::env::var(var).map(SecretString::new).map_err(|_| {
-                format!("data source {}: environment variable {var} is not set", self.id)
+                format!(
+                    "data source {}: environment variable {var} is not set",
+                    self.id
+                )
             }),
-            None => Err(format!("data source {}: neither url nor url_env is set", self.id)),
+            None => Err(format!(
+                "data source {}: neither url nor url_env is set",
+                self.id
+            )),
         }
     }
 }

@@ -176,13 +176,19 @@ fn validate_custom_classifiers(custom: &[CustomClassifierConfig]) -> Result<(), 
         if !is_name(&c.name, 64, lower) || !c.name.starts_with(|ch: char| ch.is_ascii_lowercase()) {
             return Err(ConfigError::new(
                 format!("{key}.name"),
-                format!("value `{}` is invalid; allowed: [a-z][a-z0-9_]{{0,63}}", c.name),
+                format!(
+                    "value `{}` is invalid; allowed: [a-z][a-z0-9_]{{0,63}}",
+                    c.name
+                ),
             ));
         }
         if classify::NAMES.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()) {
             return Err(ConfigError::new(
                 format!("{key}.name"),
-                format!("value `{}` is already the name of another classifier", c.name),
+                format!(
+                    "value `{}` is already the name of another classifier",
+                    c.name
+                ),
             ));
         }
         if let Err(e) = classify::custom::compile_regex(&c.regex) {
@@ -191,7 +197,10 @@ fn validate_custom_classifiers(custom: &[CustomClassifierConfig]) -> Result<(), 
                 format!("value `{}` is not a valid regex: {e}", c.regex),
             ));
         }
-        for (field, v) in [("confidence", c.confidence), ("context_confidence", c.context_confidence)] {
+        for (field, v) in [
+            ("confidence", c.confidence),
+            ("context_confidence", c.context_confidence),
+        ] {
             if !(v > 0.0 && v <= 1.0) {
                 return Err(ConfigError::new(
                     format!("{key}.{field}"),
@@ -226,11 +235,20 @@ fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError
         }
         if let DataSourceConfig::Postgres(pg) = ds {
             if let Err(e) = pg.connection_url() {
-                let field = if pg.url_env.is_some() { "url_env" } else { "url" };
+                let field = if pg.url_env.is_some() {
+                    "url_env"
+                } else {
+                    "url"
+                };
                 return Err(ConfigError::new(format!("{key}.{field}"), e));
             }
             range(&format!("{key}.sample_rows"), pg.sample_rows, 1, 10_000_000)?;
-            range(&format!("{key}.sample_percent"), pg.sample_percent.into(), 1, 100)?;
+            range(
+                &format!("{key}.sample_percent"),
+                pg.sample_percent.into(),
+                1,
+                100,
+            )?;
         }
         if let DataSourceConfig::Filesystem(fs) = ds {
             if !fs.root.is_dir() {

@@ -306,16 +306,31 @@ mod tests {
         };
         let keys = |src: &FilesystemSource| {
             let mut seen = Vec::new();
-            discover(src, None, 10, &mut |b| {
-                seen.extend(b.into_iter().map(|o| o.key));
-                true
-            }, &AtomicBool::new(false))
+            discover(
+                src,
+                None,
+                10,
+                &mut |b| {
+                    seen.extend(b.into_iter().map(|o| o.key));
+                    true
+                },
+                &AtomicBool::new(false),
+            )
             .unwrap();
             seen
         };
         assert_eq!(keys(&src), ["plain.txt"]);
         let cs = crate::scan::classify::built_in();
-        let scan = process(&src, ".env", 1, None, &cs, ExtractSettings::default(), &AtomicBool::new(false)).unwrap();
+        let scan = process(
+            &src,
+            ".env",
+            1,
+            None,
+            &cs,
+            ExtractSettings::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(scan.reason.as_deref(), Some("hidden file"));
         src.hidden_files = true;
         assert_eq!(keys(&src), [".cache/x.txt", ".env", "plain.txt"]);

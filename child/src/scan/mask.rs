@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(phone("+1 415 555 2671"), "+* *** *** **71");
         assert_eq!(ipv4("192.168.1.20"), "192.*.*.*");
         assert_eq!(ipv6("2001:db8::1"), "2001:****");
-        assert_eq!(secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"), format!("{}EKEY", "*".repeat(36)));
+        assert_eq!(
+            secret("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            format!("{}EKEY", "*".repeat(36))
+        );
         assert_eq!(secret("abc"), "***");
     }
 }

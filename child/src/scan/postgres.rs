@@ -57,7 +57,12 @@ fn redact(message: String, url: &SecretString) -> String {
 async fn connect(src: &PostgresSource) -> Result<(PgConnection, SecretString), ScanError> {
     let url = src.connection_url().map_err(ScanError::Permanent)?;
     let opts = PgConnectOptions::from_str(url.expose())
-        .map_err(|_| ScanError::Permanent(format!("data source {}: the database URL is invalid", src.id)))?
+        .map_err(|_| {
+            ScanError::Permanent(format!(
+                "data source {}: the database URL is invalid",
+                src.id
+            ))
+        })?
         .application_name("meridian-scan")
         .log_statements(tracing::log::LevelFilter::Off);
     let mut conn = opts.connect().await.map_err(|e| {
@@ -75,15 +80,18 @@ async fn connect(src: &PostgresSource) -> Result<(PgConnection, SecretString), S
 }
 
 fn db_error(src: &PostgresSource, url: &SecretString, e: sqlx::Error) -> ScanError {
-    ScanError::Retryable(format!("data source {}: {}", src.id, redact(e.to_string(), url)))
+    ScanError::Retryable(format!(
+        "data source {}: {}",
+        src.id,
+        redact(e.to_string(), url)
+    ))
 }
 
 /// Whether `name` (e.g. `public.users`) is named by `list`, whose entries may also
 /// omit leading parts (`users`, or `users.email` for a column).
 fn listed(list: &[String], parts: &[&str]) -> bool {
-    list.iter().any(|entry| {
-        (0..parts.len()).any(|skip| parts[skip..].join(".") == *entry)
-    })
+    list.iter()
+        .any(|entry| (0..parts.len()).any(|skip| parts[skip..].join(".") == *entry))
 }
 
 fn table_wanted(src: &PostgresSource, schema: &str, table: &str) -> bool {
@@ -177,9 +185,15 @@ pub async fn process(
             findings: Vec::new(),
         });
     };
-    let select: Vec<String> = columns.iter().map(|c| format!("{}::text", quote(c))).collect();
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{}::text", quote(c)))
+        .collect();
     let sample = if sampling.percent < 100 {
-        format!(" TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)", sampling.percent)
+        format!(
+            " TABLESAMPLE BERNOULLI ({}) REPEATABLE (0)",
+            sampling.percent
+        )
     } else {
         String::new()
     };
@@ -231,7 +245,10 @@ pub async fn process(
     let _ = conn.close().await;
     let mut findings = Vec::new();
     for (column, scanner) in columns.iter().zip(scanners) {
-        findings.extend(per_column(&format!("{schema}.{table}.{column}"), scanner.finish()));
+        findings.extend(per_column(
+            &format!("{schema}.{table}.{column}"),
+            scanner.finish(),
+        ));
     }
     Ok(ObjectScan {
         outcome: Some(ObjectOutcome::Complete),
@@ -244,11 +261,13 @@ pub async fn process(
 fn per_column(location: &str, rows: Vec<NewFinding>) -> Vec<NewFinding> {
     let mut by: HashMap<String, NewFinding> = HashMap::new();
     for f in rows {
-        let e = by.entry(f.classifier.clone()).or_insert_with(|| NewFinding {
-            location: location.to_owned(),
-            count: 0,
-            ..f.clone()
-        });
+        let e = by
+            .entry(f.classifier.clone())
+            .or_insert_with(|| NewFinding {
+                location: location.to_owned(),
+                count: 0,
+                ..f.clone()
+            });
         e.count += f.count;
         e.confidence = e.confidence.max(f.confidence);
     }

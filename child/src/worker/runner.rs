@@ -222,7 +222,11 @@ async fn discover(
             }
         };
         match walked {
-            Err(ScanError::Aborted) if sent >= cap && !walker_stop.abort.load(Ordering::Relaxed) => Ok(()),
+            Err(ScanError::Aborted)
+                if sent >= cap && !walker_stop.abort.load(Ordering::Relaxed) =>
+            {
+                Ok(())
+            }
             other => other,
         }
     });
@@ -314,9 +318,15 @@ async fn process(
     let options = packet.options.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || match &ds {
-        DataSourceConfig::Filesystem(fs) => {
-            filesystem::process(fs, &key, object_id, limit, &classifiers, settings, &stop.abort)
-        }
+        DataSourceConfig::Filesystem(fs) => filesystem::process(
+            fs,
+            &key,
+            object_id,
+            limit,
+            &classifiers,
+            settings,
+            &stop.abort,
+        ),
         DataSourceConfig::Postgres(pg) => {
             let sampling = postgres::Sampling {
                 rows: options.sample_rows.unwrap_or(pg.sample_rows),

@@ -67,7 +67,10 @@ mod tests {
     #[test]
     fn found_only_with_context() {
         let c = AwsSecretAccessKey::new();
-        assert_eq!(scan_one(&c, &format!("aws_secret_access_key = {KEY}")).len(), 1);
+        assert_eq!(
+            scan_one(&c, &format!("aws_secret_access_key = {KEY}")).len(),
+            1
+        );
         assert_eq!(scan_one(&c, &format!("AWS secret: {KEY}")).len(), 1);
         assert!(scan_one(&c, &format!("token {KEY}")).is_empty());
         assert!(scan_one(&c, &format!("aws_secret_access_key\n{KEY}")).is_empty());

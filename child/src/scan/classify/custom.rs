@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 
-use super::{Classifier, ClassifierRef, Match, contains_word, line_around, luhn_valid, mod97_valid};
+use super::{
+    Classifier, ClassifierRef, Match, contains_word, line_around, luhn_valid, mod97_valid,
+};
 use crate::config::{CustomClassifierConfig, Validator};
 use crate::scan::mask;
 
@@ -28,8 +30,8 @@ pub struct Custom {
 
 impl Custom {
     pub fn new(cfg: &CustomClassifierConfig) -> Result<Self, String> {
-        let re = compile_regex(&cfg.regex)
-            .map_err(|e| format!("classifier `{}`: {e}", cfg.name))?;
+        let re =
+            compile_regex(&cfg.regex).map_err(|e| format!("classifier `{}`: {e}", cfg.name))?;
         Ok(Custom {
             cfg: cfg.clone(),
             re,
@@ -48,10 +50,7 @@ impl Custom {
                 luhn_valid(&digits)
             }
             Some(Validator::Mod97) => {
-                let compact: String = value
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .collect();
+                let compact: String = value.chars().filter(char::is_ascii_alphanumeric).collect();
                 mod97_valid(&compact)
             }
         }
@@ -70,7 +69,11 @@ impl Classifier for Custom {
                 continue;
             }
             let line = line_around(text, m.start(), m.end());
-            let context = self.cfg.context_words.iter().any(|w| contains_word(line, w));
+            let context = self
+                .cfg
+                .context_words
+                .iter()
+                .any(|w| contains_word(line, w));
             out.push(Match {
                 start: m.start(),
                 masked: mask::secret(v),
@@ -145,7 +148,10 @@ mod tests {
         let mut m97 = cfg(r"\bGB\d{2}[A-Z]{4}\d{14}\b");
         m97.validator = Some(Validator::Mod97);
         let c = Custom::new(&m97).unwrap();
-        assert_eq!(scan_one(&c, "GB82WEST12345698765432 GB83WEST12345698765432").len(), 1);
+        assert_eq!(
+            scan_one(&c, "GB82WEST12345698765432 GB83WEST12345698765432").len(),
+            1
+        );
     }
 
     #[test]

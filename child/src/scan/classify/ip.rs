@@ -106,7 +106,14 @@ mod tests {
         let found = scan_one(&c, "hosts 10.0.0.1, 192.168.1.20 and 8.8.8.8.");
         assert_eq!(found.len(), 3, "{found:?}");
         assert_eq!(found[1].masked, "192.*.*.*");
-        for t in ["v1.2.3.4.5", "256.1.1.1", "1.2.3", "01.2.3.4", "a1.2.3.4", "1.2.3.4x"] {
+        for t in [
+            "v1.2.3.4.5",
+            "256.1.1.1",
+            "1.2.3",
+            "01.2.3.4",
+            "a1.2.3.4",
+            "1.2.3.4x",
+        ] {
             assert!(scan_one(&c, t).is_empty(), "{t}");
         }
     }
@@ -119,7 +126,14 @@ mod tests {
             "via 2001:db8::1 and fe80:0:0:0:202:b3ff:fe1e:8329, then 2001:0db8:85a3:0000:0000:8a2e:0370:7334",
         );
         assert_eq!(found.len(), 3, "{found:?}");
-        for t in ["at 10:30:45", "a:b:c", "std::mem", "::", "12:00", "1:2:3:4:5:6:7:8:9"] {
+        for t in [
+            "at 10:30:45",
+            "a:b:c",
+            "std::mem",
+            "::",
+            "12:00",
+            "1:2:3:4:5:6:7:8:9",
+        ] {
             assert!(scan_one(&c, t).is_empty(), "{t}: {:?}", scan_one(&c, t));
         }
     }

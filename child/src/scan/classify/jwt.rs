@@ -52,11 +52,13 @@ fn header_alg(segment: &str) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(&base64url(segment)?).ok()?;
     let alg = json.get("alg")?.as_str()?;
     // Only the short, well-known names are echoed back.
-    Some(if alg.len() <= 8 && alg.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        alg.to_owned()
-    } else {
-        "?".to_owned()
-    })
+    Some(
+        if alg.len() <= 8 && alg.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            alg.to_owned()
+        } else {
+            "?".to_owned()
+        },
+    )
 }
 
 impl Classifier for Jwt {
@@ -103,7 +105,13 @@ mod tests {
         let c = Jwt::new();
         // Not JSON inside, no alg, and plain dotted words.
         assert!(scan_one(&c, "eyJzzzzzzzzz.eyJzzzzzzzz.abc").is_empty());
-        assert!(scan_one(&c, "eyJzdWIiOiIxMjM0NTY3ODkwIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.x").is_empty());
+        assert!(
+            scan_one(
+                &c,
+                "eyJzdWIiOiIxMjM0NTY3ODkwIn0.eyJzdWIiOiIxMjM0NTY3ODkwIn0.x"
+            )
+            .is_empty()
+        );
         assert!(scan_one(&c, "see the docs.example.com page").is_empty());
         assert_eq!(base64url("YWJj"), Some(b"abc".to_vec()));
     }

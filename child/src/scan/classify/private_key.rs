@@ -14,8 +14,8 @@ pub struct PrivateKey {
 
 impl PrivateKey {
     pub fn new() -> Self {
-        let re = Regex::new(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----")
-            .expect("static regex");
+        let re =
+            Regex::new(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----").expect("static regex");
         PrivateKey { re }
     }
 }

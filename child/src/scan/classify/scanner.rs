@@ -71,9 +71,7 @@ impl<'a> TextScanner<'a> {
     /// Findings sorted by classifier then line.
     pub fn finish(self) -> Vec<NewFinding> {
         let mut v: Vec<((usize, u64), NewFinding)> = self.findings.into_iter().collect();
-        v.sort_by(|a, b| {
-            (a.1.classifier.as_str(), a.0.1).cmp(&(b.1.classifier.as_str(), b.0.1))
-        });
+        v.sort_by(|a, b| (a.1.classifier.as_str(), a.0.1).cmp(&(b.1.classifier.as_str(), b.0.1)));
         v.into_iter().map(|(_, f)| f).collect()
     }
 }

@@ -37,7 +37,10 @@ fn container(archive: &mut zip::ZipArchive<Cursor<&[u8]>>) -> Container {
     if names.iter().any(|n| n == "word/document.xml") {
         return Container::Docx;
     }
-    if names.iter().any(|n| n == "xl/workbook.xml" || n == "xl/workbook.bin") {
+    if names
+        .iter()
+        .any(|n| n == "xl/workbook.xml" || n == "xl/workbook.bin")
+    {
         return Container::Spreadsheet;
     }
     let mut mimetype = String::new();
@@ -62,7 +65,10 @@ pub fn scan(
         return sheet::scan(bytes, scanner, abort, reasons::LEGACY_WORD);
     }
     let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
-        return Ok(outcome(ObjectOutcome::Skipped, Some(reasons::DOCUMENT_UNREADABLE)));
+        return Ok(outcome(
+            ObjectOutcome::Skipped,
+            Some(reasons::DOCUMENT_UNREADABLE),
+        ));
     };
     let (member, kind) = match container(&mut archive) {
         Container::Docx => ("word/document.xml", Container::Docx),
@@ -71,7 +77,10 @@ pub fn scan(
             return sheet::scan(bytes, scanner, abort, reasons::SHEET_UNREADABLE);
         }
         Container::Other => {
-            return Ok(outcome(ObjectOutcome::Skipped, Some(reasons::ARCHIVE_UNSUPPORTED)));
+            return Ok(outcome(
+                ObjectOutcome::Skipped,
+                Some(reasons::ARCHIVE_UNSUPPORTED),
+            ));
         }
     };
     let text = match archive.by_name(member) {
@@ -79,7 +88,10 @@ pub fn scan(
         Err(_) => None,
     };
     let Some(text) = text else {
-        return Ok(outcome(ObjectOutcome::Skipped, Some(reasons::DOCUMENT_UNREADABLE)));
+        return Ok(outcome(
+            ObjectOutcome::Skipped,
+            Some(reasons::DOCUMENT_UNREADABLE),
+        ));
     };
     stream::scan_text(&text, scanner, abort)?;
     if !settings.tables {
@@ -109,7 +121,10 @@ fn embedded_images(
         return Ok(outcome(ObjectOutcome::Complete, None));
     }
     if !settings.ocr {
-        return Ok(outcome(ObjectOutcome::Partial, Some(reasons::EMBEDDED_IMAGES_NOT_OCRD)));
+        return Ok(outcome(
+            ObjectOutcome::Partial,
+            Some(reasons::EMBEDDED_IMAGES_NOT_OCRD),
+        ));
     }
     let mut missed = false;
     for name in images {
@@ -128,7 +143,10 @@ fn embedded_images(
         }
     }
     Ok(if missed {
-        outcome(ObjectOutcome::Partial, Some(reasons::EMBEDDED_IMAGES_NOT_OCRD))
+        outcome(
+            ObjectOutcome::Partial,
+            Some(reasons::EMBEDDED_IMAGES_NOT_OCRD),
+        )
     } else {
         outcome(ObjectOutcome::Complete, None)
     })
@@ -195,7 +213,10 @@ mod tests {
         assert!(with.contains("mail jane@example.com\n"), "{with:?}");
         assert!(with.contains("a&b"), "{with:?}");
         let without = document_text(xml.as_bytes(), false).unwrap();
-        assert!(!without.contains("a&b") && without.contains("end"), "{without:?}");
+        assert!(
+            !without.contains("a&b") && without.contains("end"),
+            "{without:?}"
+        );
         assert!(document_text("<a><b></a>".as_bytes(), true).is_none());
     }
 }

@@ -5,7 +5,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// The document's text, or `None` when it cannot be read (malformed, encrypted).
 pub fn text(bytes: &[u8]) -> Option<String> {
-    match catch_unwind(AssertUnwindSafe(|| pdf_extract::extract_text_from_mem(bytes))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        pdf_extract::extract_text_from_mem(bytes)
+    })) {
         Ok(Ok(text)) => Some(text),
         Ok(Err(e)) => {
             tracing::debug!("PDF not readable: {e}");

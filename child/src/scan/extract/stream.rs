@@ -80,7 +80,11 @@ pub fn scan_reader(
 }
 
 /// Scans text that is already in memory (extracted from a document).
-pub fn scan_text(text: &str, scanner: &mut TextScanner<'_>, abort: &AtomicBool) -> Result<(), ScanError> {
+pub fn scan_text(
+    text: &str,
+    scanner: &mut TextScanner<'_>,
+    abort: &AtomicBool,
+) -> Result<(), ScanError> {
     let mut bytes = text.as_bytes();
     scan_reader(&mut bytes, scanner, BLOCK_BYTES, abort).map_err(|_| ScanError::Aborted)
 }
@@ -161,7 +165,16 @@ mod tests {
         }
         let found = scan(&text, block);
         let lines: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
-        assert_eq!(lines, ["line:1000", "line:2000", "line:3000", "line:4000", "line:5000"]);
+        assert_eq!(
+            lines,
+            [
+                "line:1000",
+                "line:2000",
+                "line:3000",
+                "line:4000",
+                "line:5000"
+            ]
+        );
     }
 
     #[test]
