@@ -205,6 +205,14 @@ pub fn pdf(lines: &[String]) -> Vec<u8> {
 }
 
 fn zip(entries: &[(&str, String)]) -> Vec<u8> {
+    let owned: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), b.clone().into_bytes()))
+        .collect();
+    zip_bytes(&owned)
+}
+
+fn zip_bytes(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     for (name, body) in entries {
         // OpenDocument wants `mimetype` first and uncompressed.
@@ -214,11 +222,11 @@ fn zip(entries: &[(&str, String)]) -> Vec<u8> {
             zip::CompressionMethod::Deflated
         };
         w.start_file(
-            *name,
+            name.as_str(),
             SimpleFileOptions::default().compression_method(method),
         )
         .expect("zip entry");
-        w.write_all(body.as_bytes()).expect("zip write");
+        w.write_all(body).expect("zip write");
     }
     w.finish().expect("zip finish").into_inner()
 }
@@ -228,6 +236,12 @@ const RELS_DOCX: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Relationships 
 
 /// A DOCX: paragraphs, with every fifth line in a one-cell table row.
 pub fn docx(lines: &[String]) -> Vec<u8> {
+    docx_with_media(lines, &[])
+}
+
+/// A DOCX that also stores `images` (PNG bytes) under `word/media/`, as Word does for
+/// pictures in the text.
+pub fn docx_with_media(lines: &[String], images: &[Vec<u8>]) -> Vec<u8> {
     let mut body = String::new();
     let para = |l: &str| {
         format!(
@@ -248,11 +262,15 @@ pub fn docx(lines: &[String]) -> Vec<u8> {
     let doc = format!(
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
     );
-    zip(&[
-        ("[Content_Types].xml", CONTENT_TYPES_DOCX.into()),
-        ("_rels/.rels", RELS_DOCX.into()),
-        ("word/document.xml", doc),
-    ])
+    let mut entries: Vec<(String, Vec<u8>)> = vec![
+        ("[Content_Types].xml".into(), CONTENT_TYPES_DOCX.into()),
+        ("_rels/.rels".into(), RELS_DOCX.into()),
+        ("word/document.xml".into(), doc.into_bytes()),
+    ];
+    for (i, png) in images.iter().enumerate() {
+        entries.push((format!("word/media/image{}.png", i + 1), png.clone()));
+    }
+    zip_bytes(&entries)
 }
 
 const ODF_NS: &str = r#"xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" office:version="1.2""#;

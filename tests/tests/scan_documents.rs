@@ -227,3 +227,66 @@ async fn custom_classifiers_from_configuration_run() {
     );
     site.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_inside_documents_follow_the_tables_and_ocr_options() {
+    let with_ocr = ocr_expected();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("share");
+    std::fs::create_dir_all(&root).unwrap();
+    let image = meridian_tests::bitmap::render_png(&["SSN 219-83-4417".to_owned()]);
+    let doc = documents::docx_with_media(&["mail jane@example.com".to_owned()], &[image]);
+    std::fs::write(root.join("report.docx"), doc).unwrap();
+    let site = TestSite::start(Backend::Sqlite, &source("share", &root)).await;
+    let run = |options: Value| {
+        let site = &site;
+        async move {
+            let job = site
+                .start_job(json!({ "name": "media", "data_sources": ["share"], "options": options }))
+                .await;
+            site.wait_terminal(&job, LONG).await
+        }
+    };
+    let status = run(json!({})).await;
+    if with_ocr {
+        assert_eq!(status["objects"]["by_outcome"]["COMPLETE"], 1, "{status}");
+        assert_eq!(
+            findings_by_classifier(&status),
+            BTreeMap::from([("email".to_owned(), 1), ("us_ssn".to_owned(), 1)]),
+            "{status}"
+        );
+    }
+    let status = run(json!({ "ocr": false })).await;
+    assert_eq!(status["objects"]["by_reason"]["embedded images not OCR'd"], 1, "{status}");
+    assert_eq!(status["objects"]["by_outcome"]["PARTIAL"], 1, "{status}");
+    assert_eq!(
+        findings_by_classifier(&status),
+        BTreeMap::from([("email".to_owned(), 1)])
+    );
+    let status = run(json!({ "tables": false })).await;
+    assert_eq!(status["objects"]["by_outcome"]["COMPLETE"], 1, "{status}");
+    assert_eq!(
+        findings_by_classifier(&status),
+        BTreeMap::from([("email".to_owned(), 1)])
+    );
+    site.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_objects_samples_the_first_objects_in_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = meridian_tests::corpus::generate(dir.path(), 3, 40, 10);
+    let yaml = format!(
+        "connector:\n  discovery_batch_write_size: 3\n{}",
+        source("share", &corpus.root)
+    );
+    let site = TestSite::start(Backend::Sqlite, &yaml).await;
+    let job = site
+        .start_job(json!({ "name": "sample", "data_sources": ["share"], "options": { "max_objects": 7 } }))
+        .await;
+    let status = site.wait_terminal(&job, LONG).await;
+    assert_eq!(status["state"], "COMPLETED", "{status}");
+    assert_eq!(status["objects"]["discovered"], 7, "{status}");
+    assert_eq!(status["objects"]["processed"], 7, "{status}");
+    site.stop().await.unwrap();
+}

@@ -15,7 +15,7 @@ pub struct AwsAccessKeyId {
 impl AwsAccessKeyId {
     pub fn new() -> Self {
         let re =
-            Regex::new(r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b")
+            Regex::new(r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?-u:\b)")
                 .expect("static regex");
         AwsAccessKeyId { re }
     }

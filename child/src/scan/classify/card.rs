@@ -14,7 +14,7 @@ pub struct PaymentCard {
 
 impl PaymentCard {
     pub fn new() -> Self {
-        let re = Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("static regex");
+        let re = Regex::new(r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)").expect("static regex");
         PaymentCard { re }
     }
 }

@@ -63,7 +63,7 @@ pub struct Iban {
 impl Iban {
     pub fn new() -> Self {
         let re = Regex::new(
-            r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
+            r"(?-u:\b)[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?-u:\b)",
         )
         .expect("static regex");
         Iban { re }

@@ -19,7 +19,7 @@ pub struct Ipv4 {
 
 impl Ipv4 {
     pub fn new() -> Self {
-        let re = Regex::new(r"(?:^|[^\w.])((?:\d{1,3}\.){3}\d{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))")
+        let re = Regex::new(r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))")
             .expect("static regex");
         Ipv4 { re }
     }

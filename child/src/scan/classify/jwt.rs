@@ -16,7 +16,7 @@ impl Jwt {
     pub fn new() -> Self {
         // Segment lengths are bounded so a match stays inside the scan overlap.
         let re = Regex::new(
-            r"\b(eyJ[A-Za-z0-9_-]{5,1000})\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
+            r"(?-u:\b)(eyJ[A-Za-z0-9_-]{5,1000})\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
         )
         .expect("static regex");
         Jwt { re }

@@ -3,6 +3,10 @@
 //! context words) happens here so that findings are few and right. The built-in set
 //! is compiled once per process; custom classifiers from the site's configuration are
 //! compiled once per distinct configuration (`custom.rs`).
+//!
+//! Built-in patterns use ASCII word boundaries `(?-u:\b)` and ASCII digits: the
+//! values they look for are ASCII, and a Unicode `\b` would stop the regex crate's
+//! fast DFA at the first non-ASCII byte of a window and fall back to a slow engine.
 
 mod aws;
 mod aws_secret;

@@ -14,7 +14,7 @@ pub struct UsSsn {
 
 impl UsSsn {
     pub fn new() -> Self {
-        let re = Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b").expect("static regex");
+        let re = Regex::new(r"(?-u:\b)([0-9]{3})-([0-9]{2})-([0-9]{4})(?-u:\b)").expect("static regex");
         UsSsn { re }
     }
 }
