@@ -1,5 +1,9 @@
-//! Runs classifiers over windows of text and aggregates findings per (classifier,
-//! line): the count of matches, the best confidence and the first masked sample.
+//! Runs classifiers over windows of text and aggregates findings per classifier for
+//! the object: the count of matches, the best confidence, the first masked sample and
+//! the lines they are on (`line:7`, or `lines:3,17,42` listing the first
+//! [`MAX_LINES_LISTED`] lines and how many more). One row per object and classifier
+//! keeps the site database small and its writes cheap on dense files; a row per line
+//! cost more than the scan itself.
 //! Windows overlap (see `extract::stream`); only matches that start inside a window's
 //! counted range are counted, so a value on a window boundary is found once.
 
@@ -9,12 +13,23 @@ use std::ops::Range;
 use super::{ClassifierRef, Match};
 use crate::store::NewFinding;
 
+/// Lines named in a finding's location at most.
+pub const MAX_LINES_LISTED: usize = 20;
+
+struct Acc {
+    finding: NewFinding,
+    lines: Vec<u64>,
+    /// Distinct lines beyond those listed.
+    more: u64,
+    last_line: u64,
+}
+
 pub struct TextScanner<'a> {
     classifiers: &'a [ClassifierRef],
     object_id: i64,
     scratch: Vec<Match>,
-    /// (classifier index, line) → finding.
-    findings: HashMap<(usize, u64), NewFinding>,
+    /// classifier index → finding so far.
+    findings: HashMap<usize, Acc>,
 }
 
 impl<'a> TextScanner<'a> {
@@ -51,28 +66,51 @@ impl<'a> TextScanner<'a> {
                     .filter(|b| **b == b'\n')
                     .count() as u64;
                 pos = m.start;
-                let entry = self
-                    .findings
-                    .entry((index, line))
-                    .or_insert_with(|| NewFinding {
+                let acc = self.findings.entry(index).or_insert_with(|| Acc {
+                    finding: NewFinding {
                         object_id: self.object_id,
                         classifier: c.name().to_owned(),
-                        location: format!("line:{line}"),
+                        location: String::new(),
                         count: 0,
                         masked_sample: m.masked.clone(),
                         confidence: m.confidence,
-                    });
-                entry.count += 1;
-                entry.confidence = entry.confidence.max(m.confidence);
+                    },
+                    lines: Vec::new(),
+                    more: 0,
+                    last_line: 0,
+                });
+                acc.finding.count += 1;
+                acc.finding.confidence = acc.finding.confidence.max(m.confidence);
+                // Windows arrive in order, so lines only grow.
+                if line != acc.last_line {
+                    acc.last_line = line;
+                    if acc.lines.len() < MAX_LINES_LISTED {
+                        acc.lines.push(line);
+                    } else {
+                        acc.more += 1;
+                    }
+                }
             }
         }
     }
 
-    /// Findings sorted by classifier then line.
+    /// One finding per classifier that matched, sorted by classifier.
     pub fn finish(self) -> Vec<NewFinding> {
-        let mut v: Vec<((usize, u64), NewFinding)> = self.findings.into_iter().collect();
-        v.sort_by(|a, b| (a.1.classifier.as_str(), a.0.1).cmp(&(b.1.classifier.as_str(), b.0.1)));
-        v.into_iter().map(|(_, f)| f).collect()
+        let mut v: Vec<NewFinding> = self
+            .findings
+            .into_values()
+            .map(|mut a| {
+                let list: Vec<String> = a.lines.iter().map(u64::to_string).collect();
+                a.finding.location = match (list.len(), a.more) {
+                    (1, 0) => format!("line:{}", list[0]),
+                    (_, 0) => format!("lines:{}", list.join(",")),
+                    (_, more) => format!("lines:{},+{more} more", list.join(",")),
+                };
+                a.finding
+            })
+            .collect();
+        v.sort_by(|a, b| a.classifier.cmp(&b.classifier));
+        v
     }
 }
 
@@ -86,7 +124,7 @@ mod tests {
         let cs = built_in();
         let mut s = TextScanner::new(&cs, 7);
         s.scan(
-            "mail a@example.com and b@example.org\nnothing here\ncard 4111 1111 1111 1111 ssn 123-45-6789\n",
+            "mail a@example.com and b@example.org\nnothing here\ncard 4111 1111 1111 1111 ssn 123-45-6789\nc@example.net\n",
             1,
         );
         let f = s.finish();
@@ -97,12 +135,22 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("email", "line:1", 2),
+                ("email", "lines:1,4", 3),
                 ("payment_card", "line:3", 1),
                 ("us_ssn", "line:3", 1)
             ]
         );
         assert!(f.iter().all(|f| f.object_id == 7));
+    }
+
+    #[test]
+    fn long_line_lists_are_cut() {
+        let cs = built_in();
+        let mut s = TextScanner::new(&cs, 1);
+        s.scan(&"x@example.com\n".repeat(25), 1);
+        let f = s.finish();
+        assert_eq!(f[0].count, 25);
+        assert!(f[0].location.ends_with(",20,+5 more"), "{}", f[0].location);
     }
 
     #[test]

@@ -165,16 +165,7 @@ mod tests {
         }
         let found = scan(&text, block);
         let lines: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
-        assert_eq!(
-            lines,
-            [
-                "line:1000",
-                "line:2000",
-                "line:3000",
-                "line:4000",
-                "line:5000"
-            ]
-        );
+        assert_eq!(lines, ["lines:1000,2000,3000,4000,5000"]);
     }
 
     #[test]
