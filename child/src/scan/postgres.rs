@@ -115,7 +115,13 @@ async fn tables(
         .map_err(|e| db_error(src, url, e))?;
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
     for r in rows {
-        let (schema, table, column): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (Ok(schema), Ok(table), Ok(column)) = (
+            r.try_get::<String, _>(0),
+            r.try_get::<String, _>(1),
+            r.try_get::<String, _>(2),
+        ) else {
+            continue;
+        };
         if !table_wanted(src, &schema, &table)
             || listed(&src.exclude_columns, &[&schema, &table, &column])
         {
