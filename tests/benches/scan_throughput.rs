@@ -99,7 +99,10 @@ async fn scan(root: &Path, threads: u32, expected: &corpus::Corpus) -> f64 {
     let status = loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let s = site.status(&job).await;
-        if matches!(s["state"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED")) {
+        if matches!(
+            s["state"].as_str(),
+            Some("COMPLETED" | "FAILED" | "CANCELLED")
+        ) {
             break s;
         }
     };
@@ -178,12 +181,29 @@ fn connector_only(root: &Path, mb: f64, files: usize) {
     let t = Instant::now();
     let mut findings = 0usize;
     for (i, path) in walk(root).iter().enumerate() {
-        let key = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        let scan = filesystem::process(&src, &key, i as i64, None, &cs, ExtractSettings::default(), &abort)
-            .expect("scan");
+        let key = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let scan = filesystem::process(
+            &src,
+            &key,
+            i as i64,
+            None,
+            &cs,
+            ExtractSettings::default(),
+            &abort,
+        )
+        .expect("scan");
         findings += scan.findings.len();
     }
-    line("connector alone, 1 thread, warm", t.elapsed().as_secs_f64(), mb, files);
+    line(
+        "connector alone, 1 thread, warm",
+        t.elapsed().as_secs_f64(),
+        mb,
+        files,
+    );
     println!("  ({findings} finding rows)");
 }
 
@@ -239,9 +259,19 @@ async fn main() {
     for &threads in &a.threads {
         drop_caches();
         let cold = scan(dir.path(), threads, &corpus).await;
-        line(&format!("meridian {threads} thread(s), cold"), cold, mb, corpus.files);
+        line(
+            &format!("meridian {threads} thread(s), cold"),
+            cold,
+            mb,
+            corpus.files,
+        );
         let warm = scan(dir.path(), threads, &corpus).await;
-        line(&format!("meridian {threads} thread(s), warm"), warm, mb, corpus.files);
+        line(
+            &format!("meridian {threads} thread(s), warm"),
+            warm,
+            mb,
+            corpus.files,
+        );
         drop_caches();
         match ripgrep(dir.path(), threads) {
             Some(rg_cold) => {

@@ -240,7 +240,9 @@ async fn images_inside_documents_follow_the_tables_and_ocr_options() {
         let site = &site;
         async move {
             let job = site
-                .start_job(json!({ "name": "media", "data_sources": ["share"], "options": options }))
+                .start_job(
+                    json!({ "name": "media", "data_sources": ["share"], "options": options }),
+                )
                 .await;
             site.wait_terminal(&job, LONG).await
         }
@@ -255,7 +257,10 @@ async fn images_inside_documents_follow_the_tables_and_ocr_options() {
         );
     }
     let status = run(json!({ "ocr": false })).await;
-    assert_eq!(status["objects"]["by_reason"]["embedded images not OCR'd"], 1, "{status}");
+    assert_eq!(
+        status["objects"]["by_reason"]["embedded images not OCR'd"], 1,
+        "{status}"
+    );
     assert_eq!(status["objects"]["by_outcome"]["PARTIAL"], 1, "{status}");
     assert_eq!(
         findings_by_classifier(&status),
@@ -280,7 +285,9 @@ async fn max_objects_samples_the_first_objects_in_key_order() {
     );
     let site = TestSite::start(Backend::Sqlite, &yaml).await;
     let job = site
-        .start_job(json!({ "name": "sample", "data_sources": ["share"], "options": { "max_objects": 7 } }))
+        .start_job(
+            json!({ "name": "sample", "data_sources": ["share"], "options": { "max_objects": 7 } }),
+        )
         .await;
     let status = site.wait_terminal(&job, LONG).await;
     assert_eq!(status["state"], "COMPLETED", "{status}");

@@ -14,9 +14,10 @@ pub struct AwsAccessKeyId {
 
 impl AwsAccessKeyId {
     pub fn new() -> Self {
-        let re =
-            Regex::new(r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?-u:\b)")
-                .expect("static regex");
+        let re = Regex::new(
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?-u:\b)",
+        )
+        .expect("static regex");
         AwsAccessKeyId { re }
     }
 }

@@ -19,8 +19,9 @@ pub struct Ipv4 {
 
 impl Ipv4 {
     pub fn new() -> Self {
-        let re = Regex::new(r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))")
-            .expect("static regex");
+        let re =
+            Regex::new(r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))")
+                .expect("static regex");
         Ipv4 { re }
     }
 }

@@ -14,7 +14,8 @@ pub struct UsSsn {
 
 impl UsSsn {
     pub fn new() -> Self {
-        let re = Regex::new(r"(?-u:\b)([0-9]{3})-([0-9]{2})-([0-9]{4})(?-u:\b)").expect("static regex");
+        let re =
+            Regex::new(r"(?-u:\b)([0-9]{3})-([0-9]{2})-([0-9]{4})(?-u:\b)").expect("static regex");
         UsSsn { re }
     }
 }
