@@ -214,6 +214,10 @@ pub fn job_view(
                 add_map(&mut objects.by_reason, &st.objects.by_reason);
                 findings.total += st.findings.total;
                 add_map(&mut findings.by_classifier, &st.findings.by_classifier);
+                // Data source ids belong to one site each, so their summaries just join.
+                findings
+                    .by_data_source
+                    .extend(st.findings.by_data_source.clone());
                 let done: i64 = ["SUCCEEDED", "FAILED", "CANCELLED"]
                     .iter()
                     .filter_map(|k| st.tasks.by_state.get(*k))
