@@ -249,7 +249,6 @@ impl MasterConfig {
                 256,
             ));
         }
-        self.validate_auth()?;
         let mut seen = std::collections::BTreeSet::new();
         for (i, site) in self.sites.iter().enumerate() {
             let key = format!("sites[{i}].name");
@@ -310,7 +309,7 @@ impl MasterConfig {
                 .check()
                 .map_err(|e| ConfigError::new(tls_key(tls, &e.file), e.to_string()))?;
         }
-        Ok(())
+        self.validate_auth()
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {

@@ -137,6 +137,8 @@ pub struct SiteView {
     /// The child job's state; `DISPATCHING`, `REJECTED` or `SKIPPED` before the site holds one.
     pub state: String,
     pub dispatch: DispatchState,
+    /// `start_job` calls made so far (more than one after a retry).
+    pub dispatch_attempts: i64,
     pub cancel: CancelState,
     /// Terminal tasks / all tasks, 0..=1.
     pub progress: f64,
@@ -212,6 +214,10 @@ pub fn job_view(
                 add_map(&mut objects.by_reason, &st.objects.by_reason);
                 findings.total += st.findings.total;
                 add_map(&mut findings.by_classifier, &st.findings.by_classifier);
+                // Data source ids belong to one site each, so their summaries just join.
+                findings
+                    .by_data_source
+                    .extend(st.findings.by_data_source.clone());
                 let done: i64 = ["SUCCEEDED", "FAILED", "CANCELLED"]
                     .iter()
                     .filter_map(|k| st.tasks.by_state.get(*k))
@@ -247,6 +253,7 @@ pub fn job_view(
             data_sources: sj.data_sources.clone(),
             state,
             dispatch: sj.dispatch_state,
+            dispatch_attempts: sj.dispatch_attempts,
             cancel: sj.cancel_state,
             progress,
             tasks_total: total,
@@ -302,23 +309,7 @@ mod tests {
             cancel_state: CancelState::None,
             cancel_attempts: 0,
             last_error: None,
-            status: state.map(|s| meridian_shared::wire::JobStatus {
-                job_id: "j".into(),
-                name: "n".into(),
-                state: s,
-                priority: 1,
-                data_sources: vec![],
-                options: Default::default(),
-                created_at: String::new(),
-                started_at: None,
-                finished_at: None,
-                status_version: 1,
-                tasks: Default::default(),
-                objects: Default::default(),
-                findings: Default::default(),
-                stalled_tasks: 0,
-                back_pressure: false,
-            }),
+            status: state.map(|s| meridian_shared::wire::JobStatus::new("j", s, 1)),
             status_version: 1,
             status_at: None,
         }

@@ -39,6 +39,18 @@ pub struct JobOptions {
     /// Files larger than this are skipped; the data source's own limit when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_file_size_mb: Option<u64>,
+    /// Sampling: discover at most this many objects per data source (the first in key
+    /// order), 1..=100000000; every object when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_objects: Option<u64>,
+    /// Database sources: rows read per table at most, 1..=10000000; the data
+    /// source's `sample_rows` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rows: Option<u64>,
+    /// Database sources: percentage of rows sampled, 1..=100; the data source's
+    /// `sample_percent` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_percent: Option<u32>,
 }
 
 /// A job as `POST /start_job` and `GET /get_job_status/{id}` return it.
@@ -67,6 +79,29 @@ pub struct JobStatus {
     pub back_pressure: bool,
 }
 
+impl JobStatus {
+    /// A status with nothing counted yet: for fakes of a site and for tests.
+    pub fn new(job_id: &str, state: JobState, status_version: i64) -> JobStatus {
+        JobStatus {
+            job_id: job_id.to_owned(),
+            name: String::new(),
+            state,
+            priority: 1,
+            data_sources: Vec::new(),
+            options: JobOptions::default(),
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            status_version,
+            tasks: TaskCounts::default(),
+            objects: ObjectCounts::default(),
+            findings: FindingCounts::default(),
+            stalled_tasks: 0,
+            back_pressure: false,
+        }
+    }
+}
+
 /// Task counts of a job, by state and by phase then state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskCounts {
@@ -92,6 +127,23 @@ pub struct ObjectCounts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FindingCounts {
     pub total: i64,
+    pub by_classifier: BTreeMap<String, i64>,
+    /// Data source id → how sensitive what was found there is.
+    #[serde(default)]
+    pub by_data_source: BTreeMap<String, SensitivitySummary>,
+}
+
+/// What a job found in one data source, for a glance at where the risk is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SensitivitySummary {
+    /// `HIGH` (credentials, card, bank or national ids), `MEDIUM` (contact data,
+    /// tokens), `LOW` (network addresses, custom classifiers) or `NONE`.
+    pub level: String,
+    /// Sum of finding counts.
+    pub findings: i64,
+    /// Objects with at least one finding.
+    pub objects_with_findings: i64,
+    /// Classifier → sum of counts in this data source.
     pub by_classifier: BTreeMap<String, i64>,
 }
 

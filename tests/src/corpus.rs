@@ -1,14 +1,32 @@
 //! A seeded corpus generator: text files with a known number of each kind of
 //! sensitive value, plus near misses (Luhn-failing card numbers, never-issued SSNs,
-//! short key ids, spelled-out addresses) that must not be found. The counts are
-//! computed while writing, so they are exact whatever the random stream.
+//! malformed IBANs, short key ids, secrets without context, hashes, spelled-out
+//! addresses) that must not be found. The counts are computed while writing, so they
+//! are exact whatever the random stream. `documents.rs` puts the same lines into
+//! PDF, office and image files.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use crate::values::{self, FIRST};
+
+/// Every classifier the corpus seeds values for.
+pub const KINDS: &[&str] = &[
+    "email",
+    "payment_card",
+    "us_ssn",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "iban",
+    "phone_number",
+    "ipv4_address",
+    "ipv6_address",
+    "private_key",
+    "jwt",
+];
 
 const WORDS: &[&str] = &[
     "ledger",
@@ -44,33 +62,55 @@ const WORDS: &[&str] = &[
     "about",
     "report",
 ];
-const FIRST: &[&str] = &[
-    "jane", "john", "amira", "kenji", "lena", "omar", "priya", "tomas",
-];
-const LAST: &[&str] = &[
-    "doe", "roe", "sato", "novak", "haddad", "silva", "khan", "berg",
-];
-const DOMAINS: &[&str] = &["example.com", "corp.example.org", "mail.example.net"];
-
 /// A generated corpus and what must be found in it.
 #[derive(Debug, Clone)]
 pub struct Corpus {
     pub root: PathBuf,
     pub files: usize,
     pub bytes: u64,
-    /// Classifier name → number of values seeded.
+    /// Classifier name → number of values seeded (kinds seeded zero times absent).
     pub expected: BTreeMap<String, i64>,
+}
+
+/// Counts of seeded values per classifier.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts(pub BTreeMap<String, i64>);
+
+impl Counts {
+    pub fn add(&mut self, kind: &str) {
+        *self.0.entry(kind.to_owned()).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
+        for (k, v) in &other.0 {
+            *self.0.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// `n` lines of prose with seeded values; private-key blocks span several lines.
+/// `positive` false writes only near misses and prose (the negative corpus).
+pub fn lines(rng: &mut StdRng, n: usize, positive: bool, counts: &mut Counts) -> Vec<String> {
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        let (mut block, kind) = if positive {
+            line(rng)
+        } else {
+            negative_line(rng)
+        };
+        if let Some(kind) = kind {
+            counts.add(kind);
+        }
+        out.append(&mut block);
+    }
+    out
 }
 
 /// Writes `files` text files under `root` from `seed`. `lines_per_file` bounds each
 /// file's length (a file gets between half and all of it).
 pub fn generate(root: &Path, seed: u64, files: usize, lines_per_file: usize) -> Corpus {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut expected: BTreeMap<String, i64> =
-        ["email", "payment_card", "us_ssn", "aws_access_key_id"]
-            .iter()
-            .map(|k| (k.to_string(), 0))
-            .collect();
+    let mut counts = Counts::default();
     let mut bytes = 0u64;
     for n in 0..files {
         let ext = ["txt", "csv", "log", "md"][n % 4];
@@ -78,11 +118,7 @@ pub fn generate(root: &Path, seed: u64, files: usize, lines_per_file: usize) -> 
         std::fs::create_dir_all(&dir).expect("corpus dir");
         let lines = lines_per_file / 2 + rng.random_range(0..=lines_per_file / 2).max(1);
         let mut text = String::new();
-        for _ in 0..lines {
-            let (line, kind) = line(&mut rng);
-            if let Some(kind) = kind {
-                *expected.get_mut(kind).expect("known kind") += 1;
-            }
+        for line in lines_of(&mut rng, lines, &mut counts) {
             text.push_str(&line);
             text.push('\n');
         }
@@ -93,8 +129,12 @@ pub fn generate(root: &Path, seed: u64, files: usize, lines_per_file: usize) -> 
         root: root.to_owned(),
         files,
         bytes,
-        expected,
+        expected: counts.0,
     }
+}
+
+fn lines_of(rng: &mut StdRng, n: usize, counts: &mut Counts) -> Vec<String> {
+    lines(rng, n, true, counts)
 }
 
 fn prose(rng: &mut StdRng, words: usize) -> String {
@@ -104,126 +144,82 @@ fn prose(rng: &mut StdRng, words: usize) -> String {
         .join(" ")
 }
 
-/// One line: prose with at most one seeded value or near miss.
-fn line(rng: &mut StdRng) -> (String, Option<&'static str>) {
+fn wrap(rng: &mut StdRng, value: String) -> String {
     let n_before = rng.random_range(2..8);
     let before = prose(rng, n_before);
     let n_after = rng.random_range(1..6);
     let after = prose(rng, n_after);
+    if value.is_empty() {
+        format!("{before} {after}")
+    } else {
+        format!("{before} {value} {after}")
+    }
+}
+
+/// One line (or a key block): prose with at most one seeded value or near miss.
+fn line(rng: &mut StdRng) -> (Vec<String>, Option<&'static str>) {
     let roll = rng.random_range(0..100);
     let (value, kind) = match roll {
-        0..=9 => (email(rng), Some("email")),
-        10..=14 => (card(rng, true), Some("payment_card")),
-        15..=19 => (ssn(rng, true), Some("us_ssn")),
-        20..=22 => (aws_key(rng, 16), Some("aws_access_key_id")),
-        23..=25 => (card(rng, false), None),
-        26..=28 => (ssn(rng, false), None),
-        29..=30 => (aws_key(rng, 10), None),
-        31..=32 => (
-            format!(
-                "{} at example dot com",
-                FIRST[rng.random_range(0..FIRST.len())]
-            ),
-            None,
+        0..=7 => (values::email(rng), Some("email")),
+        8..=11 => (values::card(rng, true), Some("payment_card")),
+        12..=15 => (values::ssn(rng, true), Some("us_ssn")),
+        16..=18 => (values::aws_key(rng, 16), Some("aws_access_key_id")),
+        19..=20 => (
+            format!("aws_secret_access_key={}", values::aws_secret(rng)),
+            Some("aws_secret_access_key"),
         ),
-        33..=34 => (
-            format!("ref {}", rng.random_range(1_000_000_000u64..9_999_999_999)),
-            None,
-        ),
+        21..=23 => (values::iban(rng, true), Some("iban")),
+        24..=27 => (values::phone(rng), Some("phone_number")),
+        28..=30 => (values::ipv4(rng), Some("ipv4_address")),
+        31..=32 => (values::ipv6(rng), Some("ipv6_address")),
+        33..=34 => (values::jwt(rng), Some("jwt")),
+        35 => return (values::private_key_block(rng), Some("private_key")),
+        36..=50 => return negative_line(rng),
         _ => (String::new(), None),
     };
-    if value.is_empty() {
-        (format!("{before} {after}"), None)
-    } else {
-        (format!("{before} {value} {after}"), kind)
-    }
+    (vec![wrap(rng, value)], kind)
 }
 
-fn email(rng: &mut StdRng) -> String {
-    format!(
-        "{}.{}{}@{}",
-        FIRST[rng.random_range(0..FIRST.len())],
-        LAST[rng.random_range(0..LAST.len())],
-        rng.random_range(1..999),
-        DOMAINS[rng.random_range(0..DOMAINS.len())]
-    )
-}
-
-fn luhn_digit(body: &[u8]) -> u8 {
-    // The check digit makes the sum over body + digit divisible by 10.
-    let mut sum = 0u32;
-    for (i, d) in body.iter().rev().enumerate() {
-        let mut v = u32::from(*d);
-        if i % 2 == 0 {
-            v *= 2;
-            if v > 9 {
-                v -= 9;
-            }
-        }
-        sum += v;
-    }
-    ((10 - sum % 10) % 10) as u8
-}
-
-/// A card number with a real issuer prefix; `valid` decides the Luhn digit.
-fn card(rng: &mut StdRng, valid: bool) -> String {
-    let (prefix, len): (&[u8], usize) = match rng.random_range(0..3) {
-        0 => (&[4], 16),
-        1 => (&[5, rng.random_range(1..=5)], 16),
-        _ => (&[3, 7], 15),
+/// A line that must yield no finding: prose or a near miss.
+fn negative_line(rng: &mut StdRng) -> (Vec<String>, Option<&'static str>) {
+    let value = match rng.random_range(0..14) {
+        0 => values::card(rng, false),
+        1 => values::ssn(rng, false),
+        2 => values::aws_key(rng, 10),
+        3 => format!(
+            "{} at example dot com",
+            FIRST[rng.random_range(0..FIRST.len())]
+        ),
+        4 => format!("ref {}", rng.random_range(1_000_000_000u64..9_999_999_999)),
+        5 => values::iban(rng, false),
+        // A secret-shaped string without context, and a hash with it.
+        6 => format!("token {}", values::aws_secret(rng)),
+        7 => format!("aws secret sha {}", values::sha1_like(rng)),
+        8 => format!(
+            "build {}.{}.{}.{}.{}",
+            rng.random_range(1..9),
+            rng.random_range(0..20),
+            rng.random_range(0..20),
+            rng.random_range(0..20),
+            rng.random_range(0..99)
+        ),
+        9 => format!(
+            "at {:02}:{:02}:{:02}",
+            rng.random_range(0..24),
+            rng.random_range(0..60),
+            rng.random_range(0..60)
+        ),
+        10 => "-----BEGIN PUBLIC KEY-----".to_owned(),
+        11 => format!("eyJ{}", values::sha1_like(rng)),
+        12 => format!(
+            "on {}-{:02}-{:02}",
+            rng.random_range(1990..2030),
+            rng.random_range(1..13),
+            rng.random_range(1..29)
+        ),
+        _ => String::new(),
     };
-    let mut digits: Vec<u8> = prefix.to_vec();
-    while digits.len() < len - 1 {
-        digits.push(rng.random_range(0..10));
-    }
-    let check = luhn_digit(&digits);
-    digits.push(if valid {
-        check
-    } else {
-        (check + 1 + rng.random_range(0..9)) % 10
-    });
-    let s: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
-    match (len, rng.random_range(0..3)) {
-        (16, 0) => s
-            .as_bytes()
-            .chunks(4)
-            .map(|c| std::str::from_utf8(c).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(" "),
-        (16, 1) => s
-            .as_bytes()
-            .chunks(4)
-            .map(|c| std::str::from_utf8(c).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("-"),
-        _ => s,
-    }
-}
-
-/// An SSN; `valid` picks an issuable one, otherwise area 000, 666 or 9xx.
-fn ssn(rng: &mut StdRng, valid: bool) -> String {
-    let area = if valid {
-        let a = rng.random_range(1..899);
-        if a == 666 { 667 } else { a }
-    } else {
-        [0, 666, rng.random_range(900..1000)][rng.random_range(0..3)]
-    };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "{area:03}-{:02}-{:04}",
-        rng.random_range(1..100),
-        rng.random_range(1..10000)
-    );
-    s
-}
-
-fn aws_key(rng: &mut StdRng, tail: usize) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let t: String = (0..tail)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
-    format!("AKIA{t}")
+    (vec![wrap(rng, value)], None)
 }
 
 #[cfg(test)]
@@ -237,12 +233,9 @@ mod tests {
         let ca = generate(a.path(), 7, 20, 30);
         let cb = generate(b.path(), 7, 20, 30);
         assert_eq!(ca.expected, cb.expected);
-        assert!(ca.expected.values().all(|n| *n > 0), "{:?}", ca.expected);
-    }
-
-    #[test]
-    fn luhn_digit_matches_known_numbers() {
-        let body: Vec<u8> = "411111111111111".bytes().map(|b| b - b'0').collect();
-        assert_eq!(luhn_digit(&body), 1);
+        let kinds: Vec<&str> = ca.expected.keys().map(String::as_str).collect();
+        let mut all = KINDS.to_vec();
+        all.sort();
+        assert_eq!(kinds, all, "every kind is seeded: {:?}", ca.expected);
     }
 }

@@ -2,10 +2,14 @@
 //! sites in-process or as real processes, and a seeded corpus generator with known
 //! finding counts. Used by the integration tests in `tests/tests/` and by the benches.
 
+pub mod bitmap;
 pub mod corpus;
+pub mod documents;
+pub mod mesh;
 pub mod pg;
 pub mod process;
 pub mod site;
+pub mod values;
 
 /// The two storage backends every storage behaviour is tested on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

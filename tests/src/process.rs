@@ -5,36 +5,47 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-static BINARY: OnceLock<PathBuf> = OnceLock::new();
+static CHILD: OnceLock<PathBuf> = OnceLock::new();
+static MASTER: OnceLock<PathBuf> = OnceLock::new();
 
 /// Path of the `meridian-child` binary, built on first use by the same cargo that
 /// runs the tests (a no-op when it is up to date).
 pub fn binary() -> PathBuf {
-    BINARY
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args([
-                    "build",
-                    "-q",
-                    "-p",
-                    "meridian-child",
-                    "--bin",
-                    "meridian-child",
-                    "--message-format=json",
-                ])
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("cargo build meridian-child");
-            assert!(out.status.success(), "building meridian-child failed");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
-                .next_back()
-                .expect("cargo reported the meridian-child executable")
-        })
-        .clone()
+    CHILD.get_or_init(|| build("meridian-child")).clone()
+}
+
+/// Path of the `meridian-master` binary, built like `binary()`.
+pub fn master_binary() -> PathBuf {
+    MASTER.get_or_init(|| build("meridian-master")).clone()
+}
+
+fn build(package: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut args = vec![
+        "build",
+        "-q",
+        "-p",
+        package,
+        "--bin",
+        package,
+        "--message-format=json",
+    ];
+    // Benchmarks (built without debug assertions) measure an optimised binary.
+    if !cfg!(debug_assertions) {
+        args.push("--release");
+    }
+    let out = Command::new(cargo)
+        .args(&args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cargo build {package}: {e}"));
+    assert!(out.status.success(), "building {package} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .next_back()
+        .unwrap_or_else(|| panic!("cargo reported no {package} executable"))
 }
 
 /// A running `meridian-child` process.

@@ -296,6 +296,13 @@ async fn a_worker_killed_mid_task_loses_its_lease_and_the_task_completes_once() 
     }
     assert!(held > 0, "the worker never held a lease");
     victim.signal("KILL");
+    // A completion already on the wire may still land; what is RUNNING after that
+    // only the reaper can end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = mesh
+        .scalar("SELECT COUNT(*) FROM tasks WHERE state = 'RUNNING'")
+        .await;
+    assert!(held > 0, "the dead worker held no lease any more");
     let _other = mesh.worker("other", &a);
     let done = wait_for(&a.base, &job, Duration::from_secs(90), terminal).await;
     assert_exact(&done, &c);

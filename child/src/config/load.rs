@@ -42,6 +42,7 @@ const NOT_FROM_DATABASE: &[&str] = &[
     "api.",
     "site.",
     "log.",
+    "classifiers",
     "data_sources",
 ];
 

@@ -1,6 +1,7 @@
 //! The site's typed configuration (SPEC §6): every parameter with its exact name and
 //! default, the layers it is read from, and the checks that stop a bad start-up.
 
+mod classifiers;
 mod data_sources;
 pub mod distributed;
 pub mod load;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use data_sources::{DataSourceConfig, FilesystemSource, SyntheticSource};
+pub use classifiers::{ClassifiersConfig, CustomClassifierConfig, Validator};
+pub use data_sources::{DataSourceConfig, FilesystemSource, PostgresSource, SyntheticSource};
 pub use load::{ConfigLayers, LIVE_KEYS, SystemParameter, finalize};
 pub use meridian_shared::config::ConfigError;
 pub use meridian_shared::telemetry::LogFormat;
@@ -51,6 +53,7 @@ pub struct SystemConfig {
     pub api: ApiConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub classifiers: ClassifiersConfig,
     pub data_sources: Vec<DataSourceConfig>,
 }
 
@@ -265,6 +268,7 @@ impl Default for SystemConfig {
                 format: LogFormat::Text,
                 level: "info".into(),
             },
+            classifiers: ClassifiersConfig::default(),
             data_sources: Vec::new(),
         }
     }

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use super::{ConfigError, DataSourceConfig, SystemConfig};
+use super::{ConfigError, CustomClassifierConfig, DataSourceConfig, SystemConfig};
+use crate::scan::classify;
 
 /// Checks `value` against `min..=max` for `key`.
 fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
@@ -160,11 +161,56 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    validate_custom_classifiers(&cfg.classifiers.custom)?;
     validate_data_sources(&cfg.data_sources)
 }
 
 fn is_name(s: &str, max: usize, ok: impl Fn(char) -> bool) -> bool {
     !s.is_empty() && s.len() <= max && s.chars().all(ok)
+}
+
+fn validate_custom_classifiers(custom: &[CustomClassifierConfig]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, c) in custom.iter().enumerate() {
+        let key = format!("classifiers.custom[{i}]");
+        let lower = |ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_';
+        if !is_name(&c.name, 64, lower) || !c.name.starts_with(|ch: char| ch.is_ascii_lowercase()) {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                format!(
+                    "value `{}` is invalid; allowed: [a-z][a-z0-9_]{{0,63}}",
+                    c.name
+                ),
+            ));
+        }
+        if classify::NAMES.contains(&c.name.as_str()) || !seen.insert(c.name.as_str()) {
+            return Err(ConfigError::new(
+                format!("{key}.name"),
+                format!(
+                    "value `{}` is already the name of another classifier",
+                    c.name
+                ),
+            ));
+        }
+        if let Err(e) = classify::custom::compile_regex(&c.regex) {
+            return Err(ConfigError::new(
+                format!("{key}.regex"),
+                format!("value `{}` is not a valid regex: {e}", c.regex),
+            ));
+        }
+        for (field, v) in [
+            ("confidence", c.confidence),
+            ("context_confidence", c.context_confidence),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(ConfigError::new(
+                    format!("{key}.{field}"),
+                    format!("value {v} is out of range; allowed (0, 1]"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError> {
@@ -187,6 +233,23 @@ fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError
                 format!("{key}.id"),
                 format!("value `{}` is used twice", ds.id()),
             ));
+        }
+        if let DataSourceConfig::Postgres(pg) = ds {
+            if let Err(e) = pg.connection_url() {
+                let field = if pg.url_env.is_some() {
+                    "url_env"
+                } else {
+                    "url"
+                };
+                return Err(ConfigError::new(format!("{key}.{field}"), e));
+            }
+            range(&format!("{key}.sample_rows"), pg.sample_rows, 1, 10_000_000)?;
+            range(
+                &format!("{key}.sample_percent"),
+                pg.sample_percent.into(),
+                1,
+                100,
+            )?;
         }
         if let DataSourceConfig::Filesystem(fs) = ds {
             if !fs.root.is_dir() {
@@ -299,6 +362,16 @@ mod tests {
         let yaml = "worker:\n  heartbeat_interval_seconds: 600\n  task_timeout_seconds: 600\n";
         let err = finalize(&ConfigLayers::new().with_yaml(yaml), &[], RunMode::Single).unwrap_err();
         assert_eq!(err.key, "worker.heartbeat_interval_seconds");
+    }
+
+    #[test]
+    fn a_bad_custom_regex_is_refused_naming_the_key() {
+        let yaml = "classifiers:\n  custom:\n    - name: ok\n      regex: 'x+'\n    - name: broken\n      regex: 'EMP-('\n";
+        let err = finalize(&ConfigLayers::new().with_yaml(yaml), &[], RunMode::Single).unwrap_err();
+        assert_eq!(err.key, "classifiers.custom[1].regex");
+        let yaml = "classifiers:\n  custom:\n    - name: email\n      regex: 'x'\n";
+        let err = finalize(&ConfigLayers::new().with_yaml(yaml), &[], RunMode::Single).unwrap_err();
+        assert_eq!(err.key, "classifiers.custom[0].name");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use meridian_shared::wire::{
 use sha2::{Digest, Sha256};
 
 use crate::app::App;
-use crate::scan::classify;
+use crate::scan::{classify, sensitivity};
 use crate::store::{CreateOutcome, JobRow, NewJob, StoreError};
 
 /// Why a job operation was refused.
@@ -94,25 +94,47 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
                 "options.classifiers must not be empty; omit it for all",
             ));
         }
-        let unknown: Vec<&String> = names
-            .iter()
-            .filter(|n| !classify::NAMES.contains(&n.as_str()))
-            .collect();
+        let known = classify::known_names(&cfg.classifiers.custom);
+        let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
         if !unknown.is_empty() {
             return Err(JobError::Invalid {
                 field: "options.classifiers",
                 message: format!(
-                    "unknown classifier {}; allowed: {}",
+                    "options.classifiers: unknown classifier {}; allowed: {}",
                     unknown
                         .iter()
                         .map(|n| format!("`{n}`"))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    classify::NAMES.join(", ")
+                    known.join(", ")
                 ),
                 details: Some(serde_json::json!({ "unknown_classifiers": unknown })),
             });
         }
+    }
+    if let Some(n) = req.options.max_objects
+        && !(1..=100_000_000).contains(&n)
+    {
+        return Err(invalid(
+            "options.max_objects",
+            format!("options.max_objects {n} is out of range; allowed 1..=100000000"),
+        ));
+    }
+    if let Some(n) = req.options.sample_rows
+        && !(1..=10_000_000).contains(&n)
+    {
+        return Err(invalid(
+            "options.sample_rows",
+            format!("options.sample_rows {n} is out of range; allowed 1..=10000000"),
+        ));
+    }
+    if let Some(p) = req.options.sample_percent
+        && !(1..=100).contains(&p)
+    {
+        return Err(invalid(
+            "options.sample_percent",
+            format!("options.sample_percent {p} is out of range; allowed 1..=100"),
+        ));
     }
     if req.options.max_file_size_mb == Some(0) {
         return Err(invalid(
@@ -265,6 +287,11 @@ pub async fn status_of(app: &App, row: JobRow) -> Result<JobStatus, StoreError> 
     let findings = FindingCounts {
         total: by_classifier.values().sum(),
         by_classifier,
+        by_data_source: sensitivity::summarize(
+            &row.data_source_ids(),
+            &counts.findings_by_source,
+            &counts.objects_with_findings,
+        ),
     };
     Ok(JobStatus {
         job_id: row.id.clone(),

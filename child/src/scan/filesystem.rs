@@ -2,10 +2,10 @@
 //! and a size limit, and reads them line by line for the classifiers. It never
 //! leaves its root: keys are relative paths of plain components, symlinks are not
 //! followed, other file systems mounted below the root are not entered, and every
-//! path is checked against the canonical root before it is opened.
+//! path is checked against the canonical root before it is opened. What a file holds
+//! is decided by its content (`extract`), not its name.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::UNIX_EPOCH;
@@ -14,17 +14,11 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use meridian_shared::states::ObjectOutcome;
 use walkdir::WalkDir;
 
-use super::classify::{Classifier, LineScanner};
+use super::classify::ClassifierRef;
+use super::extract::{self, ExtractSettings};
 use super::{BatchSink, ObjectScan, ScanError, check};
 use crate::config::FilesystemSource;
 use crate::store::NewObject;
-
-/// Longest line handed to the classifiers at once; longer lines are cut into pieces of
-/// this size, which bounds memory per object whatever the file holds.
-pub const MAX_LINE_BYTES: u64 = 1 << 20;
-
-/// Bytes sniffed for a NUL to tell binary content from text.
-const SNIFF_BYTES: usize = 8192;
 
 fn globset(globs: &[String]) -> Result<GlobSet, ScanError> {
     let mut b = GlobSetBuilder::new();
@@ -64,10 +58,14 @@ pub fn discover(
     let exclude = globset(&src.exclude)?;
     let max = max_bytes(src, limit_mb);
     let mut batch = Vec::with_capacity(batch_size);
+    let hidden_ok = src.hidden_files;
     let walk = WalkDir::new(&root)
         .follow_links(false)
         .same_file_system(true)
-        .sort_by_file_name();
+        .sort_by_file_name()
+        .into_iter()
+        // Hidden directories are not even entered when hidden files are off.
+        .filter_entry(move |e| hidden_ok || e.depth() == 0 || !is_hidden(e.file_name()));
     for entry in walk {
         check(abort)?;
         let entry = match entry {
@@ -122,6 +120,10 @@ pub fn discover(
     Ok(())
 }
 
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
 /// Resolves `key` inside the root, refusing anything that could leave it.
 fn resolve(root: &Path, key: &str) -> Result<PathBuf, &'static str> {
     let rel = Path::new(key);
@@ -157,7 +159,8 @@ pub fn process(
     key: &str,
     object_id: i64,
     limit_mb: Option<u64>,
-    classifiers: &[&'static dyn Classifier],
+    classifiers: &[ClassifierRef],
+    settings: ExtractSettings,
     abort: &AtomicBool,
 ) -> Result<ObjectScan, ScanError> {
     let root = canonical_root(src)?;
@@ -165,6 +168,13 @@ pub fn process(
         Ok(p) => p,
         Err(reason) => return Ok(skipped(reason)),
     };
+    if !src.hidden_files
+        && Path::new(key)
+            .components()
+            .any(|c| is_hidden(c.as_os_str()))
+    {
+        return Ok(skipped("hidden file"));
+    }
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -180,40 +190,8 @@ pub fn process(
             max / (1024 * 1024)
         )));
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, file);
-    if reader
-        .fill_buf()
-        .map_err(|e| ScanError::Retryable(format!("cannot read {key}: {e}")))?
-        .iter()
-        .take(SNIFF_BYTES)
-        .any(|b| *b == 0)
-    {
-        return Ok(skipped("binary content"));
-    }
-    let mut scanner = LineScanner::new(classifiers, object_id);
-    let mut line = Vec::with_capacity(4096);
-    let mut lines = 0u64;
-    loop {
-        line.clear();
-        let n = reader
-            .by_ref()
-            .take(MAX_LINE_BYTES)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| ScanError::Retryable(format!("cannot read {key}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        scanner.push_line(&String::from_utf8_lossy(&line));
-        lines += 1;
-        if lines.is_multiple_of(1024) {
-            check(abort)?;
-        }
-    }
-    Ok(ObjectScan {
-        outcome: Some(ObjectOutcome::Complete),
-        reason: None,
-        findings: scanner.finish(),
-    })
+    check(abort)?;
+    extract::scan_file(file, key, object_id, classifiers, settings, abort)
 }
 
 #[cfg(test)]
@@ -248,6 +226,7 @@ mod tests {
             include: vec!["**/*".into()],
             exclude: vec![],
             max_file_size_mb: 1,
+            hidden_files: true,
         };
         let abort = AtomicBool::new(false);
         let mut seen = Vec::new();
@@ -264,11 +243,12 @@ mod tests {
         .unwrap();
         let link = seen.iter().find(|o| o.key == "link.txt").unwrap();
         assert_eq!(link.skipped_reason.as_deref(), Some("symlink not followed"));
-        let cs = crate::scan::classify::select(None);
-        let scan = process(&src, "link.txt", 1, None, &cs, &abort).unwrap();
+        let cs = crate::scan::classify::built_in();
+        let settings = ExtractSettings::default();
+        let scan = process(&src, "link.txt", 1, None, &cs, settings, &abort).unwrap();
         assert_eq!(scan.outcome, Some(ObjectOutcome::Skipped));
         assert!(scan.findings.is_empty());
-        let scan = process(&src, "plain.txt", 2, None, &cs, &abort).unwrap();
+        let scan = process(&src, "plain.txt", 2, None, &cs, settings, &abort).unwrap();
         assert_eq!(scan.findings.len(), 1);
     }
 
@@ -288,6 +268,7 @@ mod tests {
             include: vec!["**/*.txt".into()],
             exclude: vec!["**/.git/**".into()],
             max_file_size_mb: 1,
+            hidden_files: true,
         };
         let mut seen = Vec::new();
         discover(
@@ -305,5 +286,53 @@ mod tests {
         let keys: Vec<&str> = seen.iter().map(|o| o.key.as_str()).collect();
         assert_eq!(keys, ["a.txt", "big.txt", "sub/c.txt"]);
         assert!(seen[1].skipped_reason.as_deref().unwrap().contains("limit"));
+    }
+
+    #[test]
+    fn hidden_files_follow_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".cache")).unwrap();
+        std::fs::write(dir.path().join(".env"), "a@example.com").unwrap();
+        std::fs::write(dir.path().join(".cache/x.txt"), "a@example.com").unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "a@example.com").unwrap();
+        let mut src = FilesystemSource {
+            id: "t".into(),
+            description: String::new(),
+            root: dir.path().to_owned(),
+            include: vec!["**/*".into()],
+            exclude: vec![],
+            max_file_size_mb: 1,
+            hidden_files: false,
+        };
+        let keys = |src: &FilesystemSource| {
+            let mut seen = Vec::new();
+            discover(
+                src,
+                None,
+                10,
+                &mut |b| {
+                    seen.extend(b.into_iter().map(|o| o.key));
+                    true
+                },
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+            seen
+        };
+        assert_eq!(keys(&src), ["plain.txt"]);
+        let cs = crate::scan::classify::built_in();
+        let scan = process(
+            &src,
+            ".env",
+            1,
+            None,
+            &cs,
+            ExtractSettings::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(scan.reason.as_deref(), Some("hidden file"));
+        src.hidden_files = true;
+        assert_eq!(keys(&src), [".cache/x.txt", ".env", "plain.txt"]);
     }
 }

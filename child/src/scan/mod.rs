@@ -4,8 +4,11 @@
 //! only masked samples and counts.
 
 pub mod classify;
+pub mod extract;
 pub mod filesystem;
 pub mod mask;
+pub mod postgres;
+pub mod sensitivity;
 pub mod synthetic;
 
 use std::sync::atomic::{AtomicBool, Ordering};

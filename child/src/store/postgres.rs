@@ -261,6 +261,14 @@ impl Store for PostgresStore {
             .bind(id)
             .fetch_all(p)
             .await?;
+        let findings_by_source = sqlx::query_as(queries::FINDINGS_BY_SOURCE)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+        let objects_with_findings = sqlx::query_as(queries::OBJECTS_WITH_FINDINGS)
+            .bind(id)
+            .fetch_all(p)
+            .await?;
         let stalled_tasks = sqlx::query_scalar(concat!(
             "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND state = 'RUNNING' AND last_progress_at < ",
             now!(),
@@ -276,6 +284,8 @@ impl Store for PostgresStore {
             objects_by_outcome,
             objects_by_reason,
             findings,
+            findings_by_source,
+            objects_with_findings,
             stalled_tasks,
         })
     }

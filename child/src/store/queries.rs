@@ -33,6 +33,17 @@ pub const OBJECTS_BY_REASON: &str = "SELECT reason, COUNT(*) FROM discovered_obj
 pub const FINDINGS_BY_CLASSIFIER: &str = "SELECT classifier, CAST(SUM(count) AS BIGINT) FROM findings \
      WHERE job_id = $1 GROUP BY classifier";
 
+/// (data source, classifier, sum of counts) of a job.
+pub const FINDINGS_BY_SOURCE: &str = "SELECT o.data_source_id, f.classifier, \
+     CAST(SUM(f.count) AS BIGINT) FROM findings f \
+     JOIN discovered_objects o ON o.id = f.object_id \
+     WHERE f.job_id = $1 GROUP BY o.data_source_id, f.classifier";
+
+/// (data source, objects with at least one finding) of a job.
+pub const OBJECTS_WITH_FINDINGS: &str = "SELECT o.data_source_id, COUNT(DISTINCT f.object_id) \
+     FROM findings f JOIN discovered_objects o ON o.id = f.object_id \
+     WHERE f.job_id = $1 GROUP BY o.data_source_id";
+
 pub const FINDINGS_PAGE: &str = "SELECT f.id, o.data_source_id, o.object_key, f.classifier, f.location, \
      f.count, f.masked_sample, f.confidence FROM findings f \
      JOIN discovered_objects o ON o.id = f.object_id \

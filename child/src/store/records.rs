@@ -68,6 +68,10 @@ pub struct JobCounts {
     pub objects_by_reason: Vec<(String, i64)>,
     /// (classifier, sum of counts)
     pub findings: Vec<(String, i64)>,
+    /// (data source, classifier, sum of counts)
+    pub findings_by_source: Vec<(String, String, i64)>,
+    /// (data source, objects with at least one finding)
+    pub objects_with_findings: Vec<(String, i64)>,
     pub stalled_tasks: i64,
 }
 

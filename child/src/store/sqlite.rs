@@ -276,6 +276,14 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_all(r)
             .await?;
+        let findings_by_source = sqlx::query_as(queries::FINDINGS_BY_SOURCE)
+            .bind(id)
+            .fetch_all(r)
+            .await?;
+        let objects_with_findings = sqlx::query_as(queries::OBJECTS_WITH_FINDINGS)
+            .bind(id)
+            .fetch_all(r)
+            .await?;
         let stalled_tasks = sqlx::query_scalar(concat!(
             "SELECT COUNT(*) FROM tasks WHERE job_id = $1 AND state = 'RUNNING' AND last_progress_at < ",
             now!(),
@@ -291,6 +299,8 @@ impl Store for SqliteStore {
             objects_by_outcome,
             objects_by_reason,
             findings,
+            findings_by_source,
+            objects_with_findings,
             stalled_tasks,
         })
     }

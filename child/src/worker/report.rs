@@ -53,6 +53,11 @@ pub trait Reporter: Send + Sync + 'static {
     /// A heartbeat of `worker_id` was accepted.
     fn heartbeat_ok(&self, _worker_id: &str) {}
 
+    /// Whether the test failpoint `name` fires now (in-process workers only).
+    fn failpoint(&self, _name: &str) -> bool {
+        false
+    }
+
     /// Objects per discovered batch (`connector.discovery_batch_write_size`).
     fn discovery_batch_size(&self) -> usize {
         self.cfg().connector.discovery_batch_write_size as usize
@@ -110,5 +115,9 @@ impl Reporter for InProcess {
 
     fn heartbeat_ok(&self, worker_id: &str) {
         self.app.workers.heartbeat(worker_id);
+    }
+
+    fn failpoint(&self, name: &str) -> bool {
+        self.app.failpoints.hit(name).is_some()
     }
 }

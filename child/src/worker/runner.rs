@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::report::Reporter;
 use crate::config::DataSourceConfig;
 use crate::engine::reports::FailureKind;
-use crate::scan::{ObjectScan, ScanError, classify, filesystem, synthetic};
+use crate::scan::extract::ExtractSettings;
+use crate::scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
 use crate::store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
     ReportOutcome,
@@ -173,17 +174,22 @@ async fn execute(
     lease: &Lease,
     stop: &Arc<Stop>,
 ) -> Result<ObjectScan, ScanError> {
+    let gone = || {
+        ScanError::Permanent("the task's data source is no longer configured at this site".into())
+    };
     let ds: DataSourceConfig =
-        serde_json::from_value(packet.data_source.clone()).map_err(|_| {
-            ScanError::Permanent(
-                "the task's data source is no longer configured at this site".into(),
-            )
-        })?;
+        serde_json::from_value(packet.data_source.clone()).map_err(|_| gone())?;
+    // Credentials never travel in a packet: take the database source, secret
+    // included, from this site's configuration.
+    let ds = match ds {
+        DataSourceConfig::Postgres(p) => app.cfg().data_source(&p.id).cloned().ok_or_else(gone)?,
+        other => other,
+    };
     match packet.phase {
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
             .map(|()| ObjectScan::default()),
-        Phase::Process => process(packet, ds, stop).await,
+        Phase::Process => process(app, packet, ds, stop).await,
     }
 }
 
@@ -198,15 +204,36 @@ async fn discover(
     let limit = packet.options.max_file_size_mb;
     let (tx, mut rx) = mpsc::channel::<Vec<NewObject>>(1);
     let walker_stop = stop.clone();
+    // Sampling: the sink stops the walk once `max_objects` were handed over. The
+    // walk's order is stable, so a retried discovery samples the same objects.
+    let cap = packet.options.max_objects.unwrap_or(u64::MAX);
+    let handle = tokio::runtime::Handle::current();
     let walker = tokio::task::spawn_blocking(move || {
-        let mut sink = |b: Vec<NewObject>| tx.blocking_send(b).is_ok();
-        match &ds {
+        let mut sent = 0u64;
+        let mut sink = |mut b: Vec<NewObject>| {
+            b.truncate(usize::try_from(cap - sent).unwrap_or(usize::MAX));
+            sent += b.len() as u64;
+            let delivered = b.is_empty() || tx.blocking_send(b).is_ok();
+            delivered && sent < cap
+        };
+        let walked = match &ds {
             DataSourceConfig::Filesystem(fs) => {
                 filesystem::discover(fs, limit, batch_size, &mut sink, &walker_stop.abort)
             }
             DataSourceConfig::Synthetic(s) => {
                 synthetic::discover(s, batch_size, &mut sink, &walker_stop.abort)
             }
+            DataSourceConfig::Postgres(pg) => {
+                postgres::discover(pg, &handle, batch_size, &mut sink, &walker_stop.abort)
+            }
+        };
+        match walked {
+            Err(ScanError::Aborted)
+                if sent >= cap && !walker_stop.abort.load(Ordering::Relaxed) =>
+            {
+                Ok(())
+            }
+            other => other,
         }
     });
     let retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -245,6 +272,15 @@ async fn discover(
             }
         }
         seq += 1;
+        // Test failpoint: the discovery task dies after recording a batch, as if
+        // its worker crashed; the retry must not duplicate what was recorded.
+        if app.failpoint("discovery_batch") {
+            report_error = Some(ScanError::Retryable(
+                "failpoint discovery_batch: interrupted after a batch".into(),
+            ));
+            stop.abort.store(true, Ordering::Relaxed);
+            break;
+        }
     }
     drop(rx);
     let walked = walker
@@ -257,6 +293,7 @@ async fn discover(
 }
 
 async fn process(
+    app: &Arc<dyn Reporter>,
     packet: &WorkPacket,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
@@ -267,12 +304,48 @@ async fn process(
         .to_owned();
     let object_id = packet.payload["object_id"].as_i64().unwrap_or(0);
     let limit = packet.options.max_file_size_mb;
-    let classifiers = classify::select(packet.options.classifiers.as_deref());
+    let cfg = app.cfg();
+    let classifiers = classify::select(
+        packet.options.classifiers.as_deref(),
+        &cfg.classifiers.custom,
+    );
+    let settings = ExtractSettings {
+        ocr: packet
+            .options
+            .ocr
+            .unwrap_or(cfg.connector.easyocr_support_enabled),
+        tables: packet
+            .options
+            .tables
+            .unwrap_or(cfg.connector.get_table_or_images_enabled),
+    };
     let attempt = packet.attempt;
     let stop = stop.clone();
+    let options = packet.options.clone();
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || match &ds {
-        DataSourceConfig::Filesystem(fs) => {
-            filesystem::process(fs, &key, object_id, limit, &classifiers, &stop.abort)
+        DataSourceConfig::Filesystem(fs) => filesystem::process(
+            fs,
+            &key,
+            object_id,
+            limit,
+            &classifiers,
+            settings,
+            &stop.abort,
+        ),
+        DataSourceConfig::Postgres(pg) => {
+            let sampling = postgres::Sampling {
+                rows: options.sample_rows.unwrap_or(pg.sample_rows),
+                percent: options.sample_percent.unwrap_or(pg.sample_percent),
+            };
+            handle.block_on(postgres::process(
+                pg,
+                &key,
+                object_id,
+                &classifiers,
+                sampling,
+                &stop.abort,
+            ))
         }
         DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
     })

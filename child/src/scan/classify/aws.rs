@@ -14,23 +14,25 @@ pub struct AwsAccessKeyId {
 
 impl AwsAccessKeyId {
     pub fn new() -> Self {
-        let re =
-            Regex::new(r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b")
-                .expect("static regex");
+        let re = Regex::new(
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?-u:\b)",
+        )
+        .expect("static regex");
         AwsAccessKeyId { re }
     }
 }
 
 impl Classifier for AwsAccessKeyId {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    fn scan(&self, line: &str, out: &mut Vec<Match>) {
-        if !line.contains('A') {
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        if !text.contains('A') {
             return;
         }
-        out.extend(self.re.find_iter(line).map(|m| Match {
+        out.extend(self.re.find_iter(text).map(|m| Match {
+            start: m.start(),
             masked: mask::aws_key_id(m.as_str()),
             confidence: 0.95,
         }));

@@ -14,7 +14,7 @@ pub struct PaymentCard {
 
 impl PaymentCard {
     pub fn new() -> Self {
-        let re = Regex::new(r"\b\d(?:[ -]?\d){12,18}\b").expect("static regex");
+        let re = Regex::new(r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)").expect("static regex");
         PaymentCard { re }
     }
 }
@@ -61,12 +61,12 @@ fn known_issuer(d: &[u8]) -> bool {
 }
 
 impl Classifier for PaymentCard {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    fn scan(&self, line: &str, out: &mut Vec<Match>) {
-        for m in self.re.find_iter(line) {
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        for m in self.re.find_iter(text) {
             let digits: Vec<u8> = m
                 .as_str()
                 .bytes()
@@ -76,6 +76,7 @@ impl Classifier for PaymentCard {
             if (13..=19).contains(&digits.len()) && known_issuer(&digits) && luhn_valid(&digits) {
                 let text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
                 out.push(Match {
+                    start: m.start(),
                     masked: mask::card(&text),
                     confidence: 0.95,
                 });

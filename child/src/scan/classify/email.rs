@@ -15,22 +15,23 @@ impl Email {
     pub fn new() -> Self {
         // Local part, @, dotted domain with a 2+ letter TLD. Deliberately plain: RFC
         // 5322 allows far more, but those forms are rare in documents and noisy to match.
-        let re = Regex::new(r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b")
+        let re = Regex::new(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)")
             .expect("static regex");
         Email { re }
     }
 }
 
 impl Classifier for Email {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    fn scan(&self, line: &str, out: &mut Vec<Match>) {
-        if !line.contains('@') {
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        if !text.contains('@') {
             return;
         }
-        out.extend(self.re.find_iter(line).map(|m| Match {
+        out.extend(self.re.find_iter(text).map(|m| Match {
+            start: m.start(),
             masked: mask::email(m.as_str()),
             confidence: 0.9,
         }));

@@ -14,7 +14,8 @@ pub struct UsSsn {
 
 impl UsSsn {
     pub fn new() -> Self {
-        let re = Regex::new(r"\b(\d{3})-(\d{2})-(\d{4})\b").expect("static regex");
+        let re =
+            Regex::new(r"(?-u:\b)([0-9]{3})-([0-9]{2})-([0-9]{4})(?-u:\b)").expect("static regex");
         UsSsn { re }
     }
 }
@@ -24,24 +25,25 @@ fn issuable(area: u32, group: u32, serial: u32) -> bool {
 }
 
 impl Classifier for UsSsn {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         NAME
     }
 
-    fn scan(&self, line: &str, out: &mut Vec<Match>) {
-        if !line.contains('-') {
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        if !text.contains('-') {
             return;
         }
-        for c in self.re.captures_iter(line) {
+        for c in self.re.captures_iter(text) {
             let part = |i: usize| {
                 c.get(i)
                     .and_then(|m| m.as_str().parse::<u32>().ok())
                     .unwrap_or(0)
             };
             if issuable(part(1), part(2), part(3)) {
-                let whole = c.get(0).map(|m| m.as_str()).unwrap_or_default();
+                let Some(whole) = c.get(0) else { continue };
                 out.push(Match {
-                    masked: mask::ssn(whole),
+                    start: whole.start(),
+                    masked: mask::ssn(whole.as_str()),
                     confidence: 0.8,
                 });
             }

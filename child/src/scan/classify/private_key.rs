@@ -1,0 +1,61 @@
+//! Private-key blocks in PEM form (`-----BEGIN RSA PRIVATE KEY-----`, `… EC …`,
+//! `… OPENSSH …`, `… ENCRYPTED …`, plain PKCS#8). One finding per block, at the line
+//! of its header; the key material itself is never looked at.
+
+use regex::Regex;
+
+use super::{Classifier, Match};
+
+pub const NAME: &str = "private_key";
+
+pub struct PrivateKey {
+    re: Regex,
+}
+
+impl PrivateKey {
+    pub fn new() -> Self {
+        let re =
+            Regex::new(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----").expect("static regex");
+        PrivateKey { re }
+    }
+}
+
+impl Classifier for PrivateKey {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn scan(&self, text: &str, out: &mut Vec<Match>) {
+        if !text.contains("-----BEGIN ") {
+            return;
+        }
+        for c in self.re.captures_iter(text) {
+            let (Some(whole), kind) = (c.get(0), c.get(1).map_or("", |k| k.as_str())) else {
+                continue;
+            };
+            out.push(Match {
+                start: whole.start(),
+                masked: format!("-----BEGIN {kind}PRIVATE KEY----- ****"),
+                confidence: 0.99,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::scan_one;
+    use super::*;
+
+    #[test]
+    fn headers_of_private_keys_only() {
+        let c = PrivateKey::new();
+        let text = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n\
+                    -----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n\
+                    -----BEGIN PUBLIC KEY-----\n-----BEGIN CERTIFICATE-----\n";
+        let found = scan_one(&c, text);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].masked, "-----BEGIN RSA PRIVATE KEY----- ****");
+        assert!(scan_one(&c, "the private key is in the vault").is_empty());
+    }
+}

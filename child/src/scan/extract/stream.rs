@@ -1,0 +1,177 @@
+//! Streams text through the classifiers in fixed-size windows, never holding a whole
+//! file: memory per object is bounded by `BLOCK_BYTES + 2 * OVERLAP_BYTES` whatever
+//! the file size or line length.
+//!
+//! Each block is scanned together with `OVERLAP_BYTES` of the block before (so that a
+//! match's left context, such as a word boundary, is right) and of the block after (so
+//! that a match crossing the boundary is seen whole). Only matches that *start* inside
+//! the block itself are counted, so a value on a boundary is found once, never twice.
+//! A match longer than `OVERLAP_BYTES` can be missed at a boundary; built-in patterns
+//! are all far shorter.
+
+use std::io::Read;
+use std::sync::atomic::AtomicBool;
+
+use crate::scan::classify::TextScanner;
+use crate::scan::{ScanError, check};
+
+/// Bytes per block handed to the classifiers.
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// Context kept on each side of a block.
+pub const OVERLAP_BYTES: usize = 4096;
+
+/// Reads `reader` to the end through `scanner`, blocks of `block` bytes.
+pub fn scan_reader(
+    reader: &mut dyn Read,
+    scanner: &mut TextScanner<'_>,
+    block: usize,
+    abort: &AtomicBool,
+) -> Result<(), std::io::Error> {
+    let block = block.max(2 * OVERLAP_BYTES);
+    // `buf` holds: [lookbehind][current block][lookahead …]
+    let mut buf: Vec<u8> = Vec::with_capacity(block + 2 * OVERLAP_BYTES);
+    let mut behind = 0usize; // bytes of lookbehind at the front of `buf`
+    let mut line_at_buf_start = 1u64;
+    let mut eof = false;
+    loop {
+        if check(abort).is_err() {
+            return Err(std::io::Error::other(ScanError::Aborted));
+        }
+        // Fill up to the block plus its lookahead.
+        let want = behind + block + OVERLAP_BYTES;
+        while !eof && buf.len() < want {
+            let start = buf.len();
+            buf.resize(want, 0);
+            match reader.read(&mut buf[start..]) {
+                Ok(0) => {
+                    buf.truncate(start);
+                    eof = true;
+                }
+                Ok(n) => buf.truncate(start + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+                Err(e) => return Err(e),
+            }
+        }
+        let end = if eof {
+            buf.len()
+        } else {
+            char_boundary(&buf, behind + block)
+        };
+        if end <= behind {
+            return Ok(());
+        }
+        let window_end = if eof {
+            buf.len()
+        } else {
+            char_boundary(&buf, (end + OVERLAP_BYTES).min(buf.len()))
+        };
+        let (text, counted) = decode(&buf[..behind], &buf[behind..end], &buf[end..window_end]);
+        scanner.scan_window(&text, counted, line_at_buf_start);
+        if eof && end == buf.len() {
+            return Ok(());
+        }
+        // The tail of this block becomes the next lookbehind.
+        let keep_from = char_boundary(&buf, end.saturating_sub(OVERLAP_BYTES).max(behind));
+        line_at_buf_start += newlines(&buf[..keep_from]);
+        buf.drain(..keep_from);
+        behind = end - keep_from;
+    }
+}
+
+/// Scans text that is already in memory (extracted from a document).
+pub fn scan_text(
+    text: &str,
+    scanner: &mut TextScanner<'_>,
+    abort: &AtomicBool,
+) -> Result<(), ScanError> {
+    let mut bytes = text.as_bytes();
+    scan_reader(&mut bytes, scanner, BLOCK_BYTES, abort).map_err(|_| ScanError::Aborted)
+}
+
+fn newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|c| **c == b'\n').count() as u64
+}
+
+/// The largest index ≤ `i` that does not split a UTF-8 sequence (at most 3 back).
+fn char_boundary(buf: &[u8], i: usize) -> usize {
+    let mut j = i.min(buf.len());
+    while j > 0 && j < buf.len() && i - j < 3 && (buf[j] & 0xC0) == 0x80 {
+        j -= 1;
+    }
+    j
+}
+
+/// Decodes the three parts separately, so that invalid bytes in one part cannot move
+/// the counted range; returns the window and the counted byte range within it.
+fn decode(behind: &[u8], current: &[u8], ahead: &[u8]) -> (String, std::ops::Range<usize>) {
+    let b = String::from_utf8_lossy(behind);
+    let c = String::from_utf8_lossy(current);
+    let a = String::from_utf8_lossy(ahead);
+    let mut s = String::with_capacity(b.len() + c.len() + a.len());
+    s.push_str(&b);
+    s.push_str(&c);
+    s.push_str(&a);
+    (s, b.len()..b.len() + c.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::classify::built_in;
+
+    fn scan(text: &str, block: usize) -> Vec<(String, String, i64)> {
+        let cs = built_in();
+        let mut s = TextScanner::new(&cs, 1);
+        let mut r = text.as_bytes();
+        scan_reader(&mut r, &mut s, block, &AtomicBool::new(false)).unwrap();
+        s.finish()
+            .into_iter()
+            .map(|f| (f.classifier, f.location, f.count))
+            .collect()
+    }
+
+    #[test]
+    fn values_on_block_boundaries_are_counted_once() {
+        let block = 2 * OVERLAP_BYTES;
+        // Put an address across every possible offset around the first boundary,
+        // on one very long line and on short lines.
+        for shift in 0..40 {
+            let mut long = "x".repeat(block - 20 + shift);
+            long.push_str(" jane.doe@example.com ");
+            long.push_str(&"y".repeat(3 * block));
+            long.push_str(" 4111 1111 1111 1111\n");
+            assert_eq!(
+                scan(&long, block),
+                [
+                    ("email".to_owned(), "line:1".to_owned(), 1),
+                    ("payment_card".to_owned(), "line:1".to_owned(), 1)
+                ],
+                "shift {shift}"
+            );
+        }
+    }
+
+    #[test]
+    fn line_numbers_survive_block_cuts() {
+        let block = 2 * OVERLAP_BYTES;
+        let mut text = String::new();
+        for i in 0..5000 {
+            if i % 1000 == 999 {
+                text.push_str("contact bob@example.org today\n");
+            } else {
+                text.push_str("plain words on a line\n");
+            }
+        }
+        let found = scan(&text, block);
+        let lines: Vec<&str> = found.iter().map(|f| f.1.as_str()).collect();
+        assert_eq!(lines, ["lines:1000,2000,3000,4000,5000"]);
+    }
+
+    #[test]
+    fn multibyte_text_is_not_split() {
+        let block = 2 * OVERLAP_BYTES;
+        let text = format!("{}é a@example.com\n", "é".repeat(block));
+        assert_eq!(scan(&text, block).len(), 1);
+    }
+}

@@ -1,0 +1,290 @@
+//! Scan throughput of a single-process site, end to end (discovery, tasks,
+//! extraction, classification, findings written to SQLite), over a generated corpus
+//! of mixed text files, at 1..N worker threads, with a cold and a warm file cache;
+//! and `rg` (ripgrep) over the same files with an equivalent pattern set, in the same
+//! run, when it is on PATH.
+//!
+//! `cargo bench -p meridian-tests --bench scan_throughput -- [--mb 500]
+//!  [--threads 1,2] [--dir /path/for/the/corpus]`
+//!
+//! The corpus goes to a temporary directory (under `--dir`, default the system temp
+//! directory) and is deleted afterwards. The cold runs drop the page cache with
+//! `echo 3 > /proc/sys/vm/drop_caches`, which needs root; without it the bench says
+//! so and the "cold" numbers are warm.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meridian_tests::Backend;
+use meridian_tests::corpus;
+use meridian_tests::site::{TestSite, findings_by_classifier};
+use serde_json::json;
+
+struct Args {
+    mb: u64,
+    threads: Vec<u32>,
+    dir: std::path::PathBuf,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        mb: 500,
+        threads: vec![1, 2],
+        dir: std::env::temp_dir(),
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--mb" => a.mb = value.parse().expect("--mb N"),
+            "--threads" => {
+                a.threads = value
+                    .split(',')
+                    .map(|t| t.parse().expect("--threads 1,2,4"))
+                    .collect()
+            }
+            "--dir" => a.dir = value.into(),
+            // cargo bench passes --bench; ignore what is not ours.
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+/// The built-in classifiers' patterns, for ripgrep: what it must search for to do
+/// the same first step (rg does no validation, context check or masking after it).
+const RG_PATTERNS: &[&str] = &[
+    r"\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b",
+    r"\b\d(?:[ -]?\d){12,18}\b",
+    r"\b(\d{3})-(\d{2})-(\d{4})\b",
+    r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
+    r"[A-Za-z0-9/+]{40,}",
+    r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
+    r"\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b|\([2-9]\d{2}\) ?[2-9]\d{2}-\d{4}|\b[2-9]\d{2}[-.][2-9]\d{2}[-.]\d{4}\b",
+    r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
+    r"[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}",
+    r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----",
+    r"\beyJ[A-Za-z0-9_-]{5,1000}\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
+];
+
+fn drop_caches() -> bool {
+    let _ = Command::new("sync").status();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/sys/vm/drop_caches")
+        .and_then(|mut f| f.write_all(b"3\n"))
+        .is_ok()
+}
+
+/// One end-to-end job; returns the seconds from start_job to COMPLETED.
+async fn scan(root: &Path, threads: u32, expected: &corpus::Corpus) -> f64 {
+    let yaml = format!(
+        "worker:\n  in_process_thread_count: {threads}\ndata_sources:\n  - id: bench\n    kind: filesystem\n    root: {}\n",
+        root.display()
+    );
+    let site = TestSite::start(Backend::Sqlite, &yaml).await;
+    let start = Instant::now();
+    let job = site
+        .start_job(json!({ "name": "bench", "data_sources": ["bench"] }))
+        .await;
+    // Poll slowly: a status assembles counts over every finding of the job, and the
+    // bench should measure the scan, not the status endpoint.
+    let status = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let s = site.status(&job).await;
+        if matches!(
+            s["state"].as_str(),
+            Some("COMPLETED" | "FAILED" | "CANCELLED")
+        ) {
+            break s;
+        }
+    };
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(status["state"], "COMPLETED", "{status}");
+    assert_eq!(
+        findings_by_classifier(&status),
+        expected.expected,
+        "the bench must also be right"
+    );
+    site.stop().await.expect("site stops");
+    secs
+}
+
+/// `rg` over the corpus with `threads` threads; seconds, or None without rg.
+fn ripgrep(root: &Path, threads: u32) -> Option<f64> {
+    let mut cmd = Command::new("rg");
+    cmd.args(["--no-config", "--no-ignore", "--hidden", "-c", "-j"])
+        .arg(threads.to_string());
+    for p in RG_PATTERNS {
+        cmd.arg("-e").arg(p);
+    }
+    cmd.arg(root).stdout(Stdio::null()).stderr(Stdio::null());
+    let start = Instant::now();
+    let status = cmd.status().ok()?;
+    // rg exits 1 when nothing matched, 2 on error.
+    (status.code() != Some(2)).then(|| start.elapsed().as_secs_f64())
+}
+
+/// Per-classifier cost: each built-in classifier alone over the first `mb` MB of the
+/// corpus held in memory, in 1 MiB windows (no I/O, no site).
+fn per_classifier(root: &Path, mb: usize) {
+    let mut text = String::new();
+    for entry in walk(root) {
+        if text.len() >= mb << 20 {
+            break;
+        }
+        text.push_str(&std::fs::read_to_string(entry).unwrap_or_default());
+    }
+    let windows: Vec<&str> = text
+        .as_bytes()
+        .chunks(1 << 20)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    let size = text.len() as f64 / (1024.0 * 1024.0);
+    for c in meridian_child::scan::classify::built_in() {
+        let mut out = Vec::new();
+        let t = Instant::now();
+        for w in &windows {
+            out.clear();
+            c.scan(w, &mut out);
+        }
+        println!(
+            "  classifier {:<24} {:>8.1} MB/s in memory",
+            c.name(),
+            size / t.elapsed().as_secs_f64()
+        );
+    }
+}
+
+/// The connector alone, one thread, no site: read, extract, classify every file.
+fn connector_only(root: &Path, mb: f64, files: usize) {
+    use meridian_child::config::FilesystemSource;
+    use meridian_child::scan::{classify, extract::ExtractSettings, filesystem};
+    let src = FilesystemSource {
+        id: "bench".into(),
+        description: String::new(),
+        root: root.to_owned(),
+        include: vec!["**/*".into()],
+        exclude: vec![],
+        max_file_size_mb: 256,
+        hidden_files: true,
+    };
+    let cs = classify::built_in();
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let t = Instant::now();
+    let mut findings = 0usize;
+    for (i, path) in walk(root).iter().enumerate() {
+        let key = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let scan = filesystem::process(
+            &src,
+            &key,
+            i as i64,
+            None,
+            &cs,
+            ExtractSettings::default(),
+            &abort,
+        )
+        .expect("scan");
+        findings += scan.findings.len();
+    }
+    line(
+        "connector alone, 1 thread, warm",
+        t.elapsed().as_secs_f64(),
+        mb,
+        files,
+    );
+    println!("  ({findings} finding rows)");
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(d) = dirs.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&d)
+            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn line(label: &str, secs: f64, mb: f64, files: usize) {
+    println!(
+        "{label:<34} {secs:>8.2} s  {:>8.1} MB/s  {:>9.0} files/s",
+        mb / secs,
+        files as f64 / secs
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    meridian_tests::init();
+    let a = args();
+    let dir = tempfile::tempdir_in(&a.dir).expect("corpus dir");
+    // Files of about 100 KB: 1,500 lines of ~65 bytes on average.
+    let files = (a.mb * 1024 * 1024 / (100 * 1024)).max(1) as usize;
+    let t = Instant::now();
+    let corpus = corpus::generate(dir.path(), 2026, files, 2000);
+    let mb = corpus.bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "corpus: {} files, {mb:.0} MB, generated in {:.1} s under {}",
+        corpus.files,
+        t.elapsed().as_secs_f64(),
+        a.dir.display()
+    );
+    per_classifier(dir.path(), 20);
+    connector_only(dir.path(), mb, corpus.files);
+    let can_drop = drop_caches();
+    if !can_drop {
+        println!("note: cannot drop the page cache (needs root): cold runs are warm");
+    }
+    for &threads in &a.threads {
+        drop_caches();
+        let cold = scan(dir.path(), threads, &corpus).await;
+        line(
+            &format!("meridian {threads} thread(s), cold"),
+            cold,
+            mb,
+            corpus.files,
+        );
+        let warm = scan(dir.path(), threads, &corpus).await;
+        line(
+            &format!("meridian {threads} thread(s), warm"),
+            warm,
+            mb,
+            corpus.files,
+        );
+        drop_caches();
+        match ripgrep(dir.path(), threads) {
+            Some(rg_cold) => {
+                line(&format!("rg -j{threads}, cold"), rg_cold, mb, corpus.files);
+                if let Some(rg_warm) = ripgrep(dir.path(), threads) {
+                    line(&format!("rg -j{threads}, warm"), rg_warm, mb, corpus.files);
+                    println!(
+                        "meridian/rg warm throughput at {threads} thread(s): {:.2}",
+                        rg_warm / warm
+                    );
+                }
+            }
+            None => println!("rg not on PATH: no reference"),
+        }
+    }
+}
