@@ -12,6 +12,7 @@ use crate::RunMode;
 use crate::config::{ConfigLayers, SystemConfig};
 use crate::engine::backpressure::BackPressure;
 use crate::engine::completer::CompleterHandle;
+use crate::engine::remote::RemoteWorkers;
 use crate::failpoints::Failpoints;
 use crate::health::Health;
 use crate::store::Store;
@@ -81,6 +82,9 @@ pub struct App {
     pub health: Health,
     /// In-process workers and their current tasks (`/workers`).
     pub workers: WorkerRegistry,
+    /// `--mode orchestrator` only: leases for remote workers, their credentials and
+    /// what they are doing. Unset in single-process mode (the worker API answers 404).
+    pub remote: std::sync::OnceLock<Arc<RemoteWorkers>>,
     /// CPU sampling and the back-pressure switch.
     pub backpressure: BackPressure,
     /// Wake-ups between loops.

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod failpoints;
 pub mod health;
 pub mod metrics;
+pub mod protocol;
 pub mod scan;
 pub mod serve;
 pub mod site;
@@ -25,8 +26,8 @@ pub use site::{Site, SiteOptions};
 pub enum RunMode {
     /// Orchestrator, site API and in-process workers (the default).
     Single,
-    /// Site API and engine, no workers (distributed model; not yet available).
+    /// Site API, engine and the worker API, no workers (distributed model; PostgreSQL).
     Orchestrator,
-    /// Workers only, long-polling an orchestrator (distributed model; not yet available).
+    /// Workers only, long-polling an orchestrator; no API, no database (distributed model).
     Worker,
 }

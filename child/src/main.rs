@@ -9,7 +9,9 @@ use meridian_child::failpoints::Failpoints;
 use meridian_child::{RunMode, Site, SiteOptions};
 
 /// Runs a Meridian site: the orchestrator, the site API and (in single-process mode)
-/// a pool of workers that scan the site's data sources for sensitive data.
+/// a pool of workers that scan the site's data sources for sensitive data. In the
+/// distributed model, `--mode orchestrator` runs the API and engine on PostgreSQL
+/// and `--mode worker` runs remote workers that long-poll it.
 ///
 /// Configuration layers, later wins: built-in defaults, the YAML file (--config or
 /// MERIDIAN_CONFIG), MERIDIAN_SECTION__KEY environment variables (e.g.
@@ -96,14 +98,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = SiteOptions {
-        layers,
-        mode: cli.mode,
-        failpoints,
-    };
+    let mode = cli.mode;
     let result = runtime.block_on(async {
-        let site = Site::build(opts).await?;
         let shutdown = meridian_shared::shutdown::on_signal();
+        if mode == RunMode::Worker {
+            // No API and no database: a worker only talks to its orchestrators.
+            return meridian_child::worker::remote::run(layers, shutdown).await;
+        }
+        let opts = SiteOptions {
+            layers,
+            mode,
+            failpoints,
+        };
+        let site = Site::build(opts).await?;
         site.run(shutdown).await
     });
     match result {

@@ -20,16 +20,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{App, Wakeups};
-use crate::config::{ConfigLayers, finalize};
+use crate::config::{ConfigLayers, distributed, finalize};
 use crate::engine::assigner::Assigner;
 use crate::engine::backpressure::{BackPressure, ResourceMonitor};
 use crate::engine::completer::{self, CompleterHandle};
 use crate::engine::config_reload::ConfigReloader;
 use crate::engine::finisher::Finisher;
+use crate::engine::listen;
 use crate::engine::pipeliner::Pipeliner;
 use crate::engine::reaper::Reaper;
+use crate::engine::remote::{self, RemoteWorkers};
 use crate::failpoints::Failpoints;
 use crate::health::{Health, component};
+use crate::protocol::token::Verifier;
 use crate::supervisor::supervise;
 use crate::worker::pool;
 use crate::worker::registry::WorkerRegistry;
@@ -63,17 +66,13 @@ pub struct Site {
 impl Site {
     pub async fn build(opts: SiteOptions) -> anyhow::Result<Site> {
         let started = Instant::now();
-        if opts.mode != RunMode::Single {
-            anyhow::bail!(
-                "--mode {} is part of the distributed deployment model, which this build does not provide yet; \
-                 run --mode single (the default)",
-                match opts.mode {
-                    RunMode::Orchestrator => "orchestrator",
-                    _ => "worker",
-                }
-            );
+        if opts.mode == RunMode::Worker {
+            anyhow::bail!("--mode worker runs worker::remote, not a Site");
         }
         let preliminary = opts.layers.preliminary(opts.mode)?;
+        // Before the database is opened: --mode orchestrator on SQLite, or without the
+        // worker key, is a configuration error (exit 2), not a half-started service.
+        let worker_key = distributed::require(&preliminary, opts.mode)?;
         let url = preliminary.database_url();
         let store = store::open(&url, preliminary.database.max_connections)
             .await
@@ -101,6 +100,7 @@ impl Site {
             mode: opts.mode,
             health: Health::default(),
             workers: WorkerRegistry::default(),
+            remote: Default::default(),
             backpressure: BackPressure::default(),
             wake: Wakeups::default(),
             completer,
@@ -114,6 +114,12 @@ impl Site {
             draining: AtomicBool::new(false),
         });
         app.health.healthy(component::DATABASE);
+        if let Some(key) = worker_key {
+            let verifier = Verifier::new(&key, &app.cfg().site.name);
+            let _ = app
+                .remote
+                .set(Arc::new(RemoteWorkers::new(app.clone(), verifier)));
+        }
         Ok(Site {
             app,
             listener,
@@ -176,11 +182,20 @@ impl Site {
             tracker.spawn(supervise(a.clone(), loops.clone(), move || Finisher {
                 app: a.clone(),
             }));
-            let a = app.clone();
-            let q = queue_tx.clone();
-            tracker.spawn(supervise(a.clone(), loops.clone(), move || {
-                Assigner::new(a.clone(), q.clone(), threads as usize)
-            }));
+            match app.remote.get() {
+                // Distributed: leases go to remote workers through get_task.
+                Some(r) => {
+                    tracker.spawn(remote::relay(app.clone(), r.clone(), loops.clone()));
+                    tracker.spawn(listen::run(app.clone(), cfg.database_url(), loops.clone()));
+                }
+                None => {
+                    let a = app.clone();
+                    let q = queue_tx.clone();
+                    tracker.spawn(supervise(a.clone(), loops.clone(), move || {
+                        Assigner::new(a.clone(), q.clone(), threads as usize)
+                    }));
+                }
+            }
             tracker.spawn(probe_database(app.clone(), loops.clone()));
         }
 
@@ -200,9 +215,11 @@ impl Site {
         )?;
         app.health.healthy(component::API);
 
-        // Then the workers.
+        // Then the workers (single-process mode only).
         let worker_stop = CancellationToken::new();
         let worker_abort = CancellationToken::new();
+        let in_process = app.remote.get().is_none();
+        let threads = if in_process { threads } else { 0 };
         let mut workers = pool::spawn(
             app.clone(),
             queue_rx,
@@ -210,7 +227,9 @@ impl Site {
             worker_stop.clone(),
             worker_abort.clone(),
         );
-        tracker.spawn(pool::watch(app.clone(), threads as usize, loops.clone()));
+        if in_process {
+            tracker.spawn(pool::watch(app.clone(), threads as usize, loops.clone()));
+        }
         app.ready.store(true, Ordering::Release);
         tracing::info!(
             node = %cfg.node.id,
@@ -230,6 +249,10 @@ impl Site {
         );
         app.ready.store(false, Ordering::Release);
         app.draining.store(true, Ordering::Release);
+        if let Some(r) = app.remote.get() {
+            // Long-polls answer at once, so the API server can stop.
+            r.bell.notify_waiters();
+        }
         worker_stop.cancel();
         api_stop.cancel();
         let deadline = tokio::time::sleep(grace);

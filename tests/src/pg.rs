@@ -26,6 +26,7 @@ pub struct Cluster {
     pub data_dir: PathBuf,
     bin: PathBuf,
     as_postgres: bool,
+    server_opts: String,
 }
 
 fn find_bin() -> PathBuf {
@@ -167,6 +168,7 @@ impl Cluster {
             data_dir,
             bin,
             as_postgres,
+            server_opts,
         };
         cluster.watchdog(&base);
         cluster
@@ -211,6 +213,34 @@ impl Cluster {
             &["-D", &d, "-m", "fast", "-w", "stop"],
         );
     }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn restart(&self) {
+        let d = self.data_dir.to_string_lossy().into_owned();
+        let log = format!("{d}/server.log");
+        run(
+            &self.bin,
+            self.as_postgres,
+            "pg_ctl",
+            &[
+                "-D",
+                &d,
+                "-o",
+                &self.server_opts,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+    }
+
+    /// A new, empty database on this cluster; its URL.
+    pub async fn fresh_database(&self) -> String {
+        create_database(&self.url).await
+    }
 }
 
 /// The admin URL of the shared test server (started on first use).
@@ -225,7 +255,11 @@ pub fn admin_url() -> String {
 
 /// A new, empty database on the shared server; its URL.
 pub async fn fresh_database() -> String {
-    let admin = admin_url();
+    create_database(&admin_url()).await
+}
+
+async fn create_database(admin: &str) -> String {
+    let admin = admin.to_owned();
     let name = format!("meridian_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await

@@ -112,6 +112,59 @@ impl SiteProcess {
         p
     }
 
+    /// Starts the binary as `--mode orchestrator` with `env`, and waits until `/ready`.
+    pub async fn start_orchestrator(
+        config: &Path,
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> SiteProcess {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut cmd = Command::new(binary());
+        cmd.args(["--mode", "orchestrator", "--config"])
+            .arg(config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let p = SiteProcess {
+            child: cmd.spawn().expect("spawn meridian-child"),
+            base: format!("http://127.0.0.1:{port}"),
+            log: log.to_owned(),
+        };
+        p.wait_ready(Duration::from_secs(60)).await;
+        p
+    }
+
+    /// Starts the binary as `--mode worker` with `env`. Workers open no port; `base`
+    /// is empty.
+    pub fn start_worker(config: &Path, log: &Path, env: &[(&str, &str)]) -> SiteProcess {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut cmd = Command::new(binary());
+        cmd.args(["--mode", "worker", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        SiteProcess {
+            child: cmd.spawn().expect("spawn meridian-child"),
+            base: String::new(),
+            log: log.to_owned(),
+        }
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     async fn wait_ready(&self, timeout: Duration) {
         let http = reqwest::Client::new();
         let start = Instant::now();

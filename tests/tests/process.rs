@@ -276,8 +276,15 @@ fn distributed_modes_refuse_clearly() {
             &[],
             Duration::from_secs(30),
         );
-        assert_ne!(code, Some(0));
-        assert!(stderr.contains("distributed"), "{stderr}");
+        // Without PostgreSQL and the worker key the distributed modes are a
+        // configuration error naming what is missing (tests/tests/distributed.rs runs them).
+        assert_eq!(code, Some(2), "{stderr}");
+        let missing = if mode == "orchestrator" {
+            "PostgreSQL"
+        } else {
+            "MERIDIAN_WORKER_AUTH_KEY"
+        };
+        assert!(stderr.contains(missing), "{stderr}");
     }
 }
 

@@ -30,5 +30,9 @@ async fn data_sources(State(app): State<AppState>) -> Json<Vec<DataSourceInfo>> 
 }
 
 async fn workers(State(app): State<AppState>) -> Json<Vec<WorkerInfo>> {
-    Json(app.workers.list())
+    let mut list = app.workers.list();
+    if let Some(remote) = app.remote.get() {
+        list.extend(remote.list());
+    }
+    Json(list)
 }

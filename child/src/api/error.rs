@@ -28,6 +28,13 @@ pub enum ApiError {
     },
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A worker report names a lease that is no longer the task's current one
+    /// (reaped, finished, handed back): nothing was written.
+    #[error("{message}")]
+    LeaseLost {
+        message: String,
+        details: Option<serde_json::Value>,
+    },
     /// No credential, or one that is expired, forged or meant for someone else.
     #[error("{0}")]
     Unauthorized(String),
@@ -52,6 +59,7 @@ impl ApiError {
             }
             ApiError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::LeaseLost { .. } => (StatusCode::CONFLICT, "lease_lost"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -65,6 +73,9 @@ impl IntoResponse for ApiError {
         let (status, code) = self.parts();
         let mut body = ErrorEnvelope::new(code, self.to_string());
         if let ApiError::Unprocessable {
+            details: Some(d), ..
+        }
+        | ApiError::LeaseLost {
             details: Some(d), ..
         } = self
         {

@@ -7,6 +7,8 @@ pub mod error;
 pub mod extract;
 mod jobs;
 mod ops;
+mod tasks;
+pub mod worker_auth;
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(jobs::router())
         .merge(catalog::router())
         .merge(ops::router())
+        .merge(tasks::router())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

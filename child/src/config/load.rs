@@ -21,6 +21,7 @@ pub const LIVE_KEYS: &[&str] = &[
     "orchestrator.task_cache_size",
     "orchestrator.fair_sharing_policy",
     "orchestrator.stalled_task_seconds",
+    "orchestrator.max_tasks_per_poll",
     "worker.task_timeout_seconds",
     "worker.heartbeat_interval_seconds",
     "worker.max_retries",
@@ -93,11 +94,14 @@ impl ConfigLayers {
     }
 
     /// Adds `MERIDIAN_SECTION__KEY=value` variables, e.g. `MERIDIAN_WORKER__MAX_RETRIES=5`.
-    /// `MERIDIAN_CONFIG` (the file path) and `MERIDIAN_FAILPOINTS` are not parameters.
+    /// `MERIDIAN_CONFIG` (the file path), `MERIDIAN_FAILPOINTS` and the default worker
+    /// key variable `MERIDIAN_WORKER_AUTH_KEY` are not parameters.
     pub fn with_env(self) -> Self {
-        let env = Env::prefixed("MERIDIAN_")
-            .split("__")
-            .ignore(&["config", "failpoints"]);
+        let env = Env::prefixed("MERIDIAN_").split("__").ignore(&[
+            "config",
+            "failpoints",
+            "worker_auth_key",
+        ]);
         ConfigLayers {
             figment: self.figment.merge(env),
         }
@@ -170,6 +174,7 @@ pub fn finalize(
         _ => {}
     }
     validate(&cfg)?;
+    super::distributed::validate(&cfg)?;
     Ok(cfg)
 }
 
@@ -186,6 +191,7 @@ pub fn apply_live(
     next.orchestrator.task_cache_size = fresh.orchestrator.task_cache_size;
     next.orchestrator.fair_sharing_policy = fresh.orchestrator.fair_sharing_policy;
     next.orchestrator.stalled_task_seconds = fresh.orchestrator.stalled_task_seconds;
+    next.orchestrator.max_tasks_per_poll = fresh.orchestrator.max_tasks_per_poll;
     next.worker.task_timeout_seconds = fresh.worker.task_timeout_seconds;
     next.worker.heartbeat_interval_seconds = fresh.worker.heartbeat_interval_seconds;
     next.worker.max_retries = fresh.worker.max_retries;

@@ -3,6 +3,7 @@
 
 mod classifiers;
 mod data_sources;
+pub mod distributed;
 pub mod load;
 mod secret;
 mod validate;
@@ -71,6 +72,8 @@ pub struct OrchestratorConfig {
     pub config_reload_interval_seconds: u64,
     /// How long SIGTERM waits for running tasks before handing them back.
     pub shutdown_grace_seconds: u64,
+    /// Most work packets one `get_task` answer carries (distributed mode).
+    pub max_tasks_per_poll: u32,
 }
 
 /// `worker.*`
@@ -87,6 +90,20 @@ pub struct WorkerConfig {
     pub retry_backoff_base_milliseconds: u64,
     /// Ceiling of the retry delay.
     pub retry_backoff_max_seconds: u64,
+    /// `--mode worker`: base URL of the site's orchestrators (a load balancer in front
+    /// of the replicas), e.g. `http://meridian-orchestrator:8080`.
+    pub orchestrator_url: String,
+    /// `--mode worker`: tasks one worker process runs at once.
+    pub slot_count: u32,
+    /// `--mode worker`: on SIGTERM, how long running tasks get to finish before they
+    /// are handed back.
+    pub drain_seconds: u64,
+    /// Name of the environment variable holding the site's worker key (at least 32
+    /// bytes). Orchestrators verify worker credentials with it, workers sign theirs.
+    /// The key itself is never in the configuration, logs or errors.
+    pub auth_key_env: String,
+    /// Lifetime of a worker credential; workers sign a fresh one before it ends.
+    pub credential_ttl_seconds: u64,
 }
 
 /// `job.*`
@@ -205,6 +222,7 @@ impl Default for SystemConfig {
                 stalled_task_seconds: 300,
                 config_reload_interval_seconds: 15,
                 shutdown_grace_seconds: 30,
+                max_tasks_per_poll: 100,
             },
             worker: WorkerConfig {
                 in_process_thread_count: 8,
@@ -215,6 +233,11 @@ impl Default for SystemConfig {
                 global_cpu_threshold_percent: 90,
                 retry_backoff_base_milliseconds: 1000,
                 retry_backoff_max_seconds: 300,
+                orchestrator_url: "http://127.0.0.1:8080".into(),
+                slot_count: 4,
+                drain_seconds: 30,
+                auth_key_env: "MERIDIAN_WORKER_AUTH_KEY".into(),
+                credential_ttl_seconds: 900,
             },
             job: JobConfig {
                 failure_threshold_percent: 10.0,

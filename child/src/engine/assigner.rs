@@ -1,7 +1,9 @@
-//! The assigner (single-process mode): keeps up to `orchestrator.task_cache_size`
-//! pending task ids per active job in memory, lets the fair-sharing policy choose
-//! which jobs get the free worker slots, leases the chosen tasks in one statement and
-//! puts their work packets on the in-memory queue the workers read.
+//! The assigner: keeps up to `orchestrator.task_cache_size` pending task ids per
+//! active job in memory, lets the fair-sharing policy choose which jobs get the free
+//! worker slots and leases the chosen tasks in one statement ([`Assigner::lease`]).
+//! In single-process mode its loop puts the work packets on the in-memory queue the
+//! workers read; in `--mode orchestrator` the `get_task` handler calls `lease` for the
+//! remote worker asking.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::engine::policy::{Candidate, FairShare};
 use crate::health::component;
-use crate::store::{ClaimedTask, JobRow, LeaseSpec};
+use crate::store::{ClaimedTask, JobRow, LeaseSpec, StoreResult};
 use crate::supervisor::{BackgroundLoop, Tick};
 
 /// How long a job whose cache came back empty is left alone before asking again,
@@ -81,7 +83,7 @@ impl Assigner {
         }
     }
 
-    async fn refresh_jobs(&self, st: &mut State) -> anyhow::Result<()> {
+    async fn refresh_jobs(&self, st: &mut State) -> StoreResult<()> {
         let fresh = st.refreshed.is_some_and(|t| t.elapsed() < JOBS_REFRESH);
         if fresh && !self.app.wake.take_jobs_changed() {
             return Ok(());
@@ -110,7 +112,7 @@ impl Assigner {
         Ok(())
     }
 
-    async fn refill(&self, st: &mut State) -> anyhow::Result<()> {
+    async fn refill(&self, st: &mut State) -> StoreResult<()> {
         let new_tasks = self.app.wake.take_tasks_available();
         let requeued = self.app.wake.take_tasks_requeued();
         let cache_size = i64::from(self.app.cfg().orchestrator.task_cache_size);
@@ -140,6 +142,59 @@ impl Assigner {
             slot.cache.extend(ids);
         }
         Ok(())
+    }
+
+    /// Leases up to `free` pending tasks to `lease.worker_id`, shared between the
+    /// active jobs by the fair-sharing policy, in one claim statement. Tasks another
+    /// replica took meanwhile are skipped (`SKIP LOCKED`); the answer may be short.
+    pub async fn lease(&self, free: usize, lease: &LeaseSpec) -> StoreResult<Vec<WorkPacket>> {
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        let mut guard = self.state.lock().await;
+        let st = &mut *guard;
+        self.refresh_jobs(st).await?;
+        let policy = self.app.cfg().orchestrator.fair_sharing_policy;
+        // A window wider than the caches is filled in a few rounds of refill and pick,
+        // so that it still goes to the database as one claim.
+        let mut picked = Vec::new();
+        for _ in 0..4 {
+            self.refill(st).await?;
+            let mut candidates: Vec<Candidate<'_>> = st
+                .jobs
+                .iter_mut()
+                .map(|s| Candidate {
+                    job_id: &s.row.id,
+                    weight: s.row.priority,
+                    cache: &mut s.cache,
+                })
+                .collect();
+            let round = st.fair.pick(policy, &mut candidates, free - picked.len());
+            drop(candidates);
+            let exhausted = round.is_empty();
+            picked.extend(round);
+            if exhausted || picked.len() >= free {
+                break;
+            }
+        }
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let started = Instant::now();
+        let claimed = self.app.store.claim(&picked, lease).await?;
+        metrics::histogram!("meridian_claim_seconds").record(started.elapsed().as_secs_f64());
+        metrics::counter!("meridian_tasks_claimed_total").increment(claimed.len() as u64);
+        if claimed.len() < picked.len() {
+            metrics::counter!("meridian_claims_skipped_total")
+                .increment((picked.len() - claimed.len()) as u64);
+        }
+        Ok(claimed
+            .into_iter()
+            .map(|task| {
+                let slot = st.jobs.iter().find(|s| s.row.id == task.job_id);
+                self.packet(task, slot)
+            })
+            .collect())
     }
 
     fn packet(&self, task: ClaimedTask, slot: Option<&JobSlot>) -> WorkPacket {
@@ -189,59 +244,29 @@ impl BackgroundLoop for Assigner {
         if free == 0 || (free < window / 4 && self.queue.len() >= self.workers) {
             return Ok(Tick::Idle);
         }
-        let mut guard = self.state.lock().await;
-        let st = &mut *guard;
-        self.refresh_jobs(st).await?;
-        let policy = self.app.cfg().orchestrator.fair_sharing_policy;
-        // A window wider than the caches is filled in a few rounds of refill and pick,
-        // so that it still goes to the database as one claim.
-        let mut picked = Vec::new();
-        for _ in 0..4 {
-            self.refill(st).await?;
-            let mut candidates: Vec<Candidate<'_>> = st
-                .jobs
-                .iter_mut()
-                .map(|s| Candidate {
-                    job_id: &s.row.id,
-                    weight: s.row.priority,
-                    cache: &mut s.cache,
-                })
-                .collect();
-            let round = st.fair.pick(policy, &mut candidates, free - picked.len());
-            drop(candidates);
-            let exhausted = round.is_empty();
-            picked.extend(round);
-            if exhausted || picked.len() >= free {
-                break;
-            }
-        }
-        if picked.is_empty() {
-            return Ok(Tick::Idle);
-        }
         let cfg = self.app.cfg();
         let lease = LeaseSpec {
             worker_id: format!("{}/{}", cfg.node.id, self.app.incarnation),
             node: cfg.node.id.clone(),
             lease_ms: (cfg.worker.task_timeout_seconds * 1000) as i64,
         };
-        let started = Instant::now();
-        self.app.in_flight.fetch_add(picked.len(), Ordering::AcqRel);
-        let claimed = match self.app.store.claim(&picked, &lease).await {
-            Ok(c) => c,
+        // Counted in flight before the claim so that the completer never sees fewer
+        // tasks in flight than are committing; the unclaimed rest is given back.
+        self.app.in_flight.fetch_add(free, Ordering::AcqRel);
+        let packets = match self.lease(free, &lease).await {
+            Ok(p) => p,
             Err(e) => {
-                self.app.in_flight.fetch_sub(picked.len(), Ordering::AcqRel);
+                self.app.in_flight.fetch_sub(free, Ordering::AcqRel);
                 return Err(e.into());
             }
         };
-        // Ids that were no longer pending (cancelled, taken) give their slots back.
         self.app
             .in_flight
-            .fetch_sub(picked.len() - claimed.len(), Ordering::AcqRel);
-        metrics::histogram!("meridian_claim_seconds").record(started.elapsed().as_secs_f64());
-        metrics::counter!("meridian_tasks_claimed_total").increment(claimed.len() as u64);
-        for task in claimed {
-            let slot = st.jobs.iter().find(|s| s.row.id == task.job_id);
-            let packet = self.packet(task, slot);
+            .fetch_sub(free - packets.len(), Ordering::AcqRel);
+        if packets.is_empty() {
+            return Ok(Tick::Idle);
+        }
+        for packet in packets {
             if self.queue.send(packet).await.is_err() {
                 // The pool is gone (shutdown): the lease goes back with the node's leases.
                 self.app.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -173,4 +173,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Moves jobs that have nothing left to do to their final state.
     async fn finish_jobs(&self, failure_threshold_percent: f64) -> StoreResult<Vec<FinishedJob>>;
+
+    // ---- lease history -----------------------------------------------------------
+
+    /// Every lease `task_id` was given, oldest first.
+    async fn lease_history(&self, task_id: i64) -> StoreResult<Vec<LeaseRecord>>;
+
+    /// Pairs of leases of the same task held at the same time; 0 unless the fencing is
+    /// broken. An audit for tests and operators.
+    async fn overlapping_leases(&self) -> StoreResult<i64>;
 }

@@ -707,4 +707,17 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(finished)
     }
+
+    async fn lease_history(&self, task_id: i64) -> StoreResult<Vec<LeaseRecord>> {
+        Ok(sqlx::query_as(queries::LEASE_HISTORY)
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    async fn overlapping_leases(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(queries::OVERLAPPING_LEASES)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }

@@ -58,6 +58,15 @@ pub const INSERT_JOB: &str = "INSERT INTO jobs (id, name, definition_hash, data_
 pub const INSERT_DISCOVERY_TASK: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
      created_at) VALUES ($1, $2, 'DISCOVERY', $3, 'PENDING', $4)";
 
+pub const LEASE_HISTORY: &str = "SELECT task_id, lease_token, worker_id, leased_at, ended_at, end_state \
+     FROM lease_history WHERE task_id = $1 ORDER BY id";
+
+/// Pairs of leases of one task that were held at the same time: a later lease that
+/// began before an earlier one ended (or while it is still open).
+pub const OVERLAPPING_LEASES: &str = "SELECT COUNT(*) FROM lease_history a \
+     JOIN lease_history b ON b.task_id = a.task_id AND b.id > a.id \
+     WHERE a.ended_at IS NULL OR b.leased_at < a.ended_at";
+
 pub const CANCELLING_JOBS: &str = "SELECT id FROM jobs WHERE state = 'CANCELLING'";
 
 pub const BUMP_COUNTER: &str =

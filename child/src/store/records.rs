@@ -1,7 +1,7 @@
 //! Rows and arguments that cross the `Store` boundary.
 
 use meridian_shared::states::{JobState, ObjectOutcome};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A job about to be created.
 #[derive(Debug, Clone)]
@@ -110,7 +110,7 @@ pub struct ClaimedTask {
 }
 
 /// A task and the token of the lease a report claims to hold.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Lease {
     pub task_id: i64,
     pub lease_token: String,
@@ -139,7 +139,7 @@ pub struct DiscoveryBatch {
 }
 
 /// One discovered object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewObject {
     pub key: String,
     pub size_bytes: i64,
@@ -167,7 +167,7 @@ pub struct Completion {
 }
 
 /// How far a `PROCESS` task got with its object.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectResult {
     pub object_id: i64,
     pub outcome: ObjectOutcome,
@@ -175,7 +175,7 @@ pub struct ObjectResult {
 }
 
 /// A masked finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewFinding {
     pub object_id: i64,
     pub classifier: String,
@@ -222,4 +222,17 @@ pub struct PipelineCounts {
 pub struct FinishedJob {
     pub id: String,
     pub state: JobState,
+}
+
+/// One lease a task was given (`lease_history`, written by a trigger).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LeaseRecord {
+    pub task_id: i64,
+    pub lease_token: String,
+    pub worker_id: Option<String>,
+    pub leased_at: i64,
+    /// When the token was replaced or cleared; `None` while held.
+    pub ended_at: Option<i64>,
+    /// The task's state when the lease ended (`SUCCEEDED`, `PENDING` after a reap…).
+    pub end_state: Option<String>,
 }

@@ -10,6 +10,7 @@ use meridian_shared::wire::{ComponentState, WorkPacket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::report::{InProcess, Reporter};
 use super::runner;
 use crate::app::App;
 use crate::health::component;
@@ -24,9 +25,11 @@ pub fn spawn(
     abort: CancellationToken,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    let reporter: Arc<dyn Reporter> = Arc::new(InProcess { app: app.clone() });
     for n in 0..count {
         let id = format!("{}/{}/w{n}", app.node_id(), app.incarnation);
         let (app, queue, stop, abort) = (app.clone(), queue.clone(), stop.clone(), abort.clone());
+        let reporter = reporter.clone();
         set.spawn(async move {
             app.workers.register(&id);
             loop {
@@ -36,7 +39,7 @@ pub fn spawn(
                     p = queue.recv() => match p { Ok(p) => p, Err(_) => break },
                 };
                 app.workers.set_current(&id, Some(packet.task_id));
-                runner::run(&app, &id, packet, &abort).await;
+                runner::run(&reporter, &id, packet, &abort).await;
                 app.workers.set_current(&id, None);
             }
             app.workers.unregister(&id);

@@ -11,9 +11,9 @@ use meridian_shared::wire::WorkPacket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
+use super::report::Reporter;
 use crate::config::DataSourceConfig;
-use crate::engine::reports::{self, FailureKind};
+use crate::engine::reports::FailureKind;
 use crate::scan::extract::ExtractSettings;
 use crate::scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
 use crate::store::{
@@ -31,7 +31,7 @@ struct Stop {
 }
 
 pub async fn run(
-    app: &Arc<App>,
+    app: &Arc<dyn Reporter>,
     worker_id: &str,
     packet: WorkPacket,
     deadline: &CancellationToken,
@@ -51,7 +51,7 @@ pub async fn run(
     ));
     let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop).await;
-    app.record_task_time(started.elapsed().as_micros() as u64);
+    app.task_time(started.elapsed().as_micros() as u64);
     heartbeat.abort();
     match result {
         Ok(scan) => {
@@ -61,7 +61,7 @@ pub async fn run(
                 reason: scan.reason,
             });
             // The completer gives the in-flight slot back once the batch commits.
-            app.completer.submit(Completion {
+            app.complete(Completion {
                 lease,
                 object,
                 findings: scan.findings,
@@ -92,6 +92,7 @@ pub async fn run(
                 "task {} interrupted by shutdown",
                 packet.task_id
             );
+            app.interrupted(&lease, packet.attempt).await;
         }
         Err(ScanError::Retryable(e)) => {
             report_failure(app, &lease, packet.attempt, &e, FailureKind::Retryable).await
@@ -100,12 +101,17 @@ pub async fn run(
             report_failure(app, &lease, packet.attempt, &e, FailureKind::Permanent).await
         }
     }
-    app.in_flight.fetch_sub(1, Ordering::AcqRel);
-    app.wake.assigner.notify_one();
+    app.released();
 }
 
-async fn report_failure(app: &App, lease: &Lease, attempt: u32, error: &str, kind: FailureKind) {
-    match reports::failed(app, lease, attempt, error, kind).await {
+async fn report_failure(
+    app: &Arc<dyn Reporter>,
+    lease: &Lease,
+    attempt: u32,
+    error: &str,
+    kind: FailureKind,
+) {
+    match app.failed(lease, attempt, error, kind).await {
         Ok(FailOutcome::Retrying) => tracing::info!(
             task.id = lease.task_id,
             "task {} will retry: {error}",
@@ -127,7 +133,7 @@ async fn report_failure(app: &App, lease: &Lease, attempt: u32, error: &str, kin
 }
 
 async fn heartbeat_loop(
-    app: Arc<App>,
+    app: Arc<dyn Reporter>,
     worker_id: String,
     lease: Lease,
     every: Duration,
@@ -144,8 +150,8 @@ async fn heartbeat_loop(
             }
             _ = tick.tick() => {}
         }
-        match reports::heartbeat(&app, &lease).await {
-            Ok(HeartbeatOutcome::Extended { .. }) => app.workers.heartbeat(&worker_id),
+        match app.heartbeat(&lease).await {
+            Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(&worker_id),
             Ok(HeartbeatOutcome::Cancelled) => {
                 stop.cancelled.store(true, Ordering::Relaxed);
                 stop.abort.store(true, Ordering::Relaxed);
@@ -163,7 +169,7 @@ async fn heartbeat_loop(
 }
 
 async fn execute(
-    app: &Arc<App>,
+    app: &Arc<dyn Reporter>,
     packet: &WorkPacket,
     lease: &Lease,
     stop: &Arc<Stop>,
@@ -188,13 +194,13 @@ async fn execute(
 }
 
 async fn discover(
-    app: &Arc<App>,
+    app: &Arc<dyn Reporter>,
     packet: &WorkPacket,
     lease: &Lease,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
 ) -> Result<(), ScanError> {
-    let batch_size = app.cfg().connector.discovery_batch_write_size as usize;
+    let batch_size = app.discovery_batch_size();
     let limit = packet.options.max_file_size_mb;
     let (tx, mut rx) = mpsc::channel::<Vec<NewObject>>(1);
     let walker_stop = stop.clone();
@@ -241,7 +247,7 @@ async fn discover(
         };
         let mut tries = 0;
         loop {
-            match reports::discovered(app, lease, &batch).await {
+            match app.discovered(lease, &batch).await {
                 Ok(ReportOutcome::Accepted | ReportOutcome::Duplicate) => break,
                 Ok(ReportOutcome::LeaseLost) => {
                     stop.lost.store(true, Ordering::Relaxed);
@@ -268,7 +274,7 @@ async fn discover(
         seq += 1;
         // Test failpoint: the discovery task dies after recording a batch, as if
         // its worker crashed; the retry must not duplicate what was recorded.
-        if app.failpoints.hit("discovery_batch").is_some() {
+        if app.failpoint("discovery_batch") {
             report_error = Some(ScanError::Retryable(
                 "failpoint discovery_batch: interrupted after a batch".into(),
             ));
@@ -287,7 +293,7 @@ async fn discover(
 }
 
 async fn process(
-    app: &Arc<App>,
+    app: &Arc<dyn Reporter>,
     packet: &WorkPacket,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,

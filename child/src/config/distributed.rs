@@ -1,0 +1,115 @@
+//! Checks of the distributed deployment model's keys (`--mode orchestrator` and
+//! `--mode worker`). Ranges are checked for every mode, so that a file valid for one
+//! replica is valid for all; what a mode needs at run time (PostgreSQL, the worker key
+//! in the environment, an orchestrator URL) is checked by [`require`] when that mode
+//! starts.
+
+use super::{ConfigError, SystemConfig};
+use crate::RunMode;
+
+/// Shortest worker key accepted: HMAC-SHA256 keys shorter than the hash add no strength.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The default of `worker.auth_key_env`; the environment layer skips it.
+pub const DEFAULT_KEY_ENV: &str = "MERIDIAN_WORKER_AUTH_KEY";
+
+fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::out_of_range(
+            key, value, min as i64, max as i64,
+        ))
+    }
+}
+
+pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
+    range(
+        "orchestrator.max_tasks_per_poll",
+        cfg.orchestrator.max_tasks_per_poll.into(),
+        1,
+        1000,
+    )?;
+    let w = &cfg.worker;
+    range("worker.slot_count", w.slot_count.into(), 1, 1024)?;
+    range("worker.drain_seconds", w.drain_seconds, 0, 3600)?;
+    range(
+        "worker.credential_ttl_seconds",
+        w.credential_ttl_seconds,
+        60,
+        86_400,
+    )?;
+    let env_ok = !w.auth_key_env.is_empty()
+        && w.auth_key_env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !env_ok {
+        return Err(ConfigError::new(
+            "worker.auth_key_env",
+            format!(
+                "value `{}` is not an environment variable name; allowed: [A-Za-z0-9_]+",
+                w.auth_key_env
+            ),
+        ));
+    }
+    // Other MERIDIAN_* variables are configuration layers; a key there would be read
+    // as an unknown parameter.
+    if w.auth_key_env.starts_with("MERIDIAN_") && w.auth_key_env != DEFAULT_KEY_ENV {
+        return Err(ConfigError::new(
+            "worker.auth_key_env",
+            format!(
+                "value `{}` starts with MERIDIAN_, which names configuration variables; use {DEFAULT_KEY_ENV} or another prefix",
+                w.auth_key_env
+            ),
+        ));
+    }
+    let url = &w.orchestrator_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err(ConfigError::new(
+            "worker.orchestrator_url",
+            format!("value `{url}` is not a URL; allowed: http://HOST:PORT or https://HOST:PORT"),
+        ));
+    }
+    Ok(())
+}
+
+/// The worker key from the environment variable named by `worker.auth_key_env`. The
+/// error names the variable, never its value.
+pub fn worker_key(cfg: &SystemConfig) -> Result<Vec<u8>, ConfigError> {
+    let name = &cfg.worker.auth_key_env;
+    match std::env::var(name) {
+        Ok(v) if v.len() >= MIN_KEY_BYTES => Ok(v.into_bytes()),
+        Ok(_) => Err(ConfigError::new(
+            "worker.auth_key_env",
+            format!(
+                "the environment variable {name} holds a key shorter than {MIN_KEY_BYTES} bytes"
+            ),
+        )),
+        Err(_) => Err(ConfigError::new(
+            "worker.auth_key_env",
+            format!(
+                "the distributed mode needs the site's worker key in the environment variable {name} \
+                 (at least {MIN_KEY_BYTES} bytes); it is not set"
+            ),
+        )),
+    }
+}
+
+/// What `mode` needs before it starts; returns the worker key for the distributed modes.
+pub fn require(cfg: &SystemConfig, mode: RunMode) -> Result<Option<Vec<u8>>, ConfigError> {
+    match mode {
+        RunMode::Single => Ok(None),
+        RunMode::Orchestrator => {
+            let url = cfg.database_url();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::new(
+                    "database.url",
+                    "--mode orchestrator needs PostgreSQL (postgres://…): replicas share one database \
+                     and claim with FOR UPDATE SKIP LOCKED; SQLite serves only --mode single",
+                ));
+            }
+            worker_key(cfg).map(Some)
+        }
+        RunMode::Worker => worker_key(cfg).map(Some),
+    }
+}

@@ -1,0 +1,54 @@
+//! `LISTEN meridian_tasks` (PostgreSQL): a trigger notifies when a transaction
+//! inserted tasks on any replica (migration 0003); this loop turns each notification
+//! into a local wake-up, so that a worker long-polling this replica gets a task another
+//! replica created without waiting for a poll. Notifications sent while the connection
+//! is down are lost; the long-poll's own poll fallback covers them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_shared::backoff::Backoff;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+
+pub const CHANNEL: &str = "meridian_tasks";
+
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+
+/// Listens until `stop` fires, reconnecting with backoff.
+pub async fn run(app: Arc<App>, url: String, stop: CancellationToken) {
+    let mut failures = 0u32;
+    while !stop.is_cancelled() {
+        let result = tokio::select! {
+            r = session(&app, &url, &mut failures) => r,
+            _ = stop.cancelled() => return,
+        };
+        if let Err(e) = result {
+            failures += 1;
+            // Never the URL: it may hold a password.
+            let reason = crate::store::StoreError::from(e);
+            tracing::warn!("task notifications unavailable ({reason}); polling meanwhile");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT.delay(failures.max(1))) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One connection: listens until it fails.
+async fn session(app: &App, url: &str, failures: &mut u32) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    // Anything created while we were not listening: look once.
+    app.wake.jobs_changed();
+    loop {
+        listener.recv().await?;
+        *failures = 0;
+        metrics::counter!("meridian_task_notifications_total").increment(1);
+        // A new job or new tasks: re-read active jobs and wake the long-polls.
+        app.wake.jobs_changed();
+    }
+}

@@ -1,0 +1,138 @@
+//! The lease history (migration 0003), on SQLite and PostgreSQL: every lease a task
+//! is given leaves one row, closed with the task's state when the lease ends, so that
+//! "no task was ever leased to two workers at once" can be checked from the database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_child::store::{
+    Completion, CreateOutcome, DiscoveryBatch, Lease, LeaseSpec, NewJob, NewObject, ReportOutcome,
+    Store,
+};
+use meridian_tests::{Backend, on_both};
+
+async fn open(backend: Backend) -> (Arc<dyn Store>, tempfile::TempDir) {
+    meridian_tests::init();
+    let dir = tempfile::tempdir().unwrap();
+    let url = meridian_tests::database_url(backend, dir.path()).await;
+    let store = meridian_child::store::open(&url, 4)
+        .await
+        .expect("store opens");
+    (store, dir)
+}
+
+fn spec(worker: &str, lease_ms: i64) -> LeaseSpec {
+    LeaseSpec {
+        worker_id: worker.into(),
+        node: worker.into(),
+        lease_ms,
+    }
+}
+
+/// A job with `n` pending PROCESS tasks.
+async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
+    let job = NewJob {
+        id: "j1".into(),
+        name: "j1".into(),
+        definition_hash: "h".into(),
+        data_sources: vec!["ds".into()],
+        options: "{}".into(),
+        priority: 1,
+    };
+    let CreateOutcome::Created(_) = store.create_job(&job).await.unwrap() else {
+        panic!("created")
+    };
+    let discovery = store.pending_task_ids("j1", 0, 10).await.unwrap();
+    let claimed = store.claim(&discovery, &spec("d", 60_000)).await.unwrap();
+    let lease = Lease {
+        task_id: claimed[0].id,
+        lease_token: claimed[0].lease_token.clone(),
+    };
+    let objects = (0..n)
+        .map(|i| NewObject {
+            key: format!("o{i}"),
+            size_bytes: 1,
+            modified_at: None,
+            skipped_reason: None,
+        })
+        .collect();
+    let batch = DiscoveryBatch {
+        attempt: 1,
+        seq: 0,
+        objects,
+    };
+    assert_eq!(
+        store.record_discovery(&lease, &batch).await.unwrap(),
+        ReportOutcome::Accepted
+    );
+    store
+        .complete(&[Completion {
+            lease,
+            object: None,
+            findings: vec![],
+        }])
+        .await
+        .unwrap();
+    store.pipeline(100).await.unwrap();
+    store.pending_task_ids("j1", 0, 100).await.unwrap()
+}
+
+async fn every_lease_leaves_one_closed_row(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let ids = job(store.as_ref(), 2).await;
+    // Task 0: leased, expires, reaped, leased again, completed.
+    let first = store.claim(&ids[..1], &spec("w1", 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.reap_expired(100, 5).await.unwrap().requeued, 1);
+    let second = store.claim(&ids[..1], &spec("w2", 60_000)).await.unwrap();
+    let done = store
+        .complete(&[Completion {
+            lease: Lease {
+                task_id: ids[0],
+                lease_token: second[0].lease_token.clone(),
+            },
+            object: None,
+            findings: vec![],
+        }])
+        .await
+        .unwrap();
+    assert_eq!(done, [ReportOutcome::Accepted]);
+    let history = store.lease_history(ids[0]).await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert_eq!(history[0].lease_token, first[0].lease_token);
+    assert_eq!(history[0].worker_id.as_deref(), Some("w1"));
+    assert_eq!(history[0].end_state.as_deref(), Some("PENDING"));
+    assert_eq!(history[1].worker_id.as_deref(), Some("w2"));
+    assert_eq!(history[1].end_state.as_deref(), Some("SUCCEEDED"));
+    assert!(history[1].leased_at >= history[0].ended_at.unwrap());
+    // Task 1: still held, so its lease is open; heartbeats do not add rows.
+    let held = store.claim(&ids[1..], &spec("w3", 60_000)).await.unwrap();
+    let lease = Lease {
+        task_id: ids[1],
+        lease_token: held[0].lease_token.clone(),
+    };
+    store.heartbeat(&lease, 60_000).await.unwrap();
+    let open_lease = store.lease_history(ids[1]).await.unwrap();
+    assert_eq!(open_lease.len(), 1);
+    assert_eq!(open_lease[0].ended_at, None);
+    assert_eq!(store.overlapping_leases().await.unwrap(), 0);
+}
+
+async fn handed_back_leases_are_closed(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let ids = job(store.as_ref(), 3).await;
+    store.claim(&ids, &spec("w1", 60_000)).await.unwrap();
+    assert_eq!(store.release_node_leases("w1", false, 3).await.unwrap(), 3);
+    for id in &ids {
+        let h = store.lease_history(*id).await.unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].end_state.as_deref(), Some("PENDING"));
+        assert!(h[0].ended_at.is_some());
+    }
+    assert_eq!(store.overlapping_leases().await.unwrap(), 0);
+}
+
+on_both!(
+    every_lease_leaves_one_closed_row,
+    handed_back_leases_are_closed
+);
