@@ -13,6 +13,11 @@ use crate::scan::mask;
 pub const NAME_V4: &str = "ipv4_address";
 pub const NAME_V6: &str = "ipv6_address";
 
+/// What every IPv4 match contains: four dotted groups of digits.
+pub const TRIGGER_V4: &str = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]";
+/// What every IPv6 match contains: two colons with at most four hex digits between.
+pub const TRIGGER_V6: &str = r":[0-9a-fA-F]{0,4}:";
+
 pub struct Ipv4 {
     re: Regex,
 }

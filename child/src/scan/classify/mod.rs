@@ -20,6 +20,7 @@ mod phone;
 mod private_key;
 mod scanner;
 mod ssn;
+pub mod triggers;
 
 use std::sync::{Arc, LazyLock};
 
@@ -123,14 +124,23 @@ pub(crate) fn line_around(text: &str, start: usize, end: usize) -> &str {
     &text[from..to]
 }
 
-/// True when `word` occurs in `line`, ignoring ASCII case.
-pub(crate) fn contains_word(line: &str, word: &str) -> bool {
-    let w = word.as_bytes();
-    !w.is_empty()
-        && line
-            .as_bytes()
-            .windows(w.len())
-            .any(|win| win.eq_ignore_ascii_case(w))
+/// True when `word` occurs in `line`, ignoring ASCII case. Jumps between occurrences
+/// of the word's first letter (either case) with `memchr`: context checks run for
+/// every candidate match, so this is on the scan's hot path.
+pub(crate) fn contains_word(line: impl AsRef<[u8]>, word: impl AsRef<[u8]>) -> bool {
+    let (l, w) = (line.as_ref(), word.as_ref());
+    let Some(&first) = w.first() else {
+        return false;
+    };
+    let Some(last_start) = l.len().checked_sub(w.len()) else {
+        return false;
+    };
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &l[..=last_start],
+    )
+    .any(|i| l[i..i + w.len()].eq_ignore_ascii_case(w))
 }
 
 #[cfg(test)]

@@ -9,74 +9,13 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::LazyLock;
 
-use regex::Regex;
-
+use super::triggers::{self, CandidateLine};
 use super::{ClassifierRef, Match, NAMES};
 use crate::store::NewFinding;
 
-/// Something every built-in classifier's match needs on its line: an `@` (e-mail), a
-/// digit (cards, SSNs, IBANs, phones, IPv4), `secret` (the AWS secret key's required
-/// context), a key id prefix, `-----BEGIN `, `eyJ` (JWT), or two colons with hex
-/// between (IPv6). A line without any of these cannot hold a built-in finding.
-static PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"@|[0-9]|(?i:secret)|-----BEGIN |eyJ",
-        r"|AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA",
-        r"|(?i:[0-9a-f]?:[0-9a-f]{0,4}:)"
-    ))
-    .expect("static regex")
-});
-
 fn newlines(b: &[u8]) -> u64 {
     b.iter().filter(|c| **c == b'\n').count() as u64
-}
-
-/// The candidate lines of a window, one after another, and where each came from.
-struct Compact {
-    text: String,
-    /// (start in `text`, start in the window, line number), ascending.
-    segments: Vec<(usize, usize, u64)>,
-}
-
-impl Compact {
-    fn new(window: &str, first_line: u64) -> Self {
-        let mut text = String::new();
-        let mut segments = Vec::new();
-        let (mut pos, mut line) = (0usize, first_line);
-        while pos < window.len() {
-            let Some(m) = PREFILTER.find_at(window, pos) else {
-                break;
-            };
-            // `pos` is a line start, so the candidate line starts at or after it.
-            let start = window[pos..m.start()]
-                .rfind('\n')
-                .map_or(pos, |i| pos + i + 1);
-            line += newlines(&window.as_bytes()[pos..start]);
-            let end = window[m.end()..]
-                .find('\n')
-                .map_or(window.len(), |i| m.end() + i);
-            segments.push((text.len(), start, line));
-            text.push_str(&window[start..end]);
-            text.push('\n');
-            line += 1;
-            pos = end + 1;
-        }
-        Compact { text, segments }
-    }
-
-    /// The window offset and line of offset `at` in `text`.
-    fn locate(&self, at: usize) -> (usize, u64) {
-        let i = self
-            .segments
-            .partition_point(|s| s.0 <= at)
-            .saturating_sub(1);
-        match self.segments.get(i) {
-            Some((c, o, line)) => (o + (at - c), *line),
-            None => (at, 0),
-        }
-    }
 }
 
 /// Lines named in a finding's location at most.
@@ -94,16 +33,33 @@ pub struct TextScanner<'a> {
     classifiers: &'a [ClassifierRef],
     object_id: i64,
     scratch: Vec<Match>,
+    /// Candidate lines of the current window (reused between windows).
+    lines: Vec<CandidateLine>,
+    /// Built-in number (`NAMES` index) → index in `classifiers`, when selected.
+    built_in: [Option<usize>; NAMES.len()],
+    /// Indexes in `classifiers` of the custom classifiers, which see whole windows.
+    custom: Vec<usize>,
     /// classifier index → finding so far.
     findings: HashMap<usize, Acc>,
 }
 
 impl<'a> TextScanner<'a> {
     pub fn new(classifiers: &'a [ClassifierRef], object_id: i64) -> Self {
+        let mut built_in = [None; NAMES.len()];
+        let mut custom = Vec::new();
+        for (index, c) in classifiers.iter().enumerate() {
+            match NAMES.iter().position(|n| *n == c.name()) {
+                Some(b) => built_in[b] = Some(index),
+                None => custom.push(index),
+            }
+        }
         TextScanner {
             classifiers,
             object_id,
             scratch: Vec::new(),
+            lines: Vec::new(),
+            built_in,
+            custom,
             findings: HashMap::new(),
         }
     }
@@ -116,52 +72,96 @@ impl<'a> TextScanner<'a> {
     /// Scans `window` but counts only matches starting in `counted`; `first_line` is
     /// the line number at the window's first byte.
     ///
-    /// Built-in classifiers run once over the window's *candidate lines* only: the
-    /// lines where [`PREFILTER`] (a superset of every built-in pattern's necessary
-    /// characters) matches, copied into one buffer with their newlines. Patterns never
-    /// cross a newline, so each line is classified exactly as in place; the rest of
-    /// the text costs one fast pass instead of one pass per classifier. Custom
-    /// classifiers, which the prefilter knows nothing about, see the whole window.
+    /// Built-in classifiers run only on the lines where their trigger matched (one
+    /// pass of the trigger automaton over the window, `triggers.rs`), each line on its
+    /// own. Patterns never cross a newline and context checks read the match's own
+    /// line, so a line is classified exactly as in place. Custom classifiers, which
+    /// the triggers know nothing about, see the whole window.
     pub fn scan_window(&mut self, window: &str, counted: Range<usize>, first_line: u64) {
-        let mut compact: Option<Compact> = None;
-        for index in 0..self.classifiers.len() {
-            let c = self.classifiers[index].clone();
-            self.scratch.clear();
-            if NAMES.contains(&c.name()) {
-                let cmp = compact.get_or_insert_with(|| Compact::new(window, first_line));
-                c.scan(&cmp.text, &mut self.scratch);
-                for m in self.scratch.drain(..) {
-                    let (orig, line) = cmp.locate(m.start);
-                    if counted.contains(&orig) {
-                        Self::record(
-                            &mut self.findings,
-                            self.object_id,
-                            index,
-                            c.name(),
-                            line,
-                            &m,
-                        );
-                    }
+        if self.built_in.iter().any(Option::is_some) {
+            let mut lines = std::mem::take(&mut self.lines);
+            lines.clear();
+            triggers::candidate_lines(window.as_bytes(), &mut lines);
+            self.scan_lines(window, &lines, &counted, first_line);
+            self.lines = lines;
+        }
+        for i in 0..self.custom.len() {
+            self.scan_whole(self.custom[i], window, &counted, first_line);
+        }
+    }
+
+    /// Runs each triggered built-in over its candidate lines: the lines of one
+    /// classifier are copied one after another into one buffer (each with its
+    /// newline) and scanned in one call, which costs far less than one call per line.
+    fn scan_lines(
+        &mut self,
+        window: &str,
+        lines: &[CandidateLine],
+        counted: &Range<usize>,
+        first_line: u64,
+    ) {
+        let mut numbers = Vec::with_capacity(lines.len());
+        let (mut line, mut pos) = (first_line, 0usize);
+        for l in lines {
+            line += newlines(&window.as_bytes()[pos..l.start]);
+            pos = l.start;
+            numbers.push(line);
+        }
+        let classifiers = self.classifiers;
+        let mut buffer = String::new();
+        // (start in `buffer`, start in the window, line number), ascending.
+        let mut segments: Vec<(usize, usize, u64)> = Vec::new();
+        for b in 0..NAMES.len() {
+            let Some(index) = self.built_in[b] else {
+                continue;
+            };
+            buffer.clear();
+            segments.clear();
+            for (l, number) in lines.iter().zip(&numbers) {
+                if l.mask & (1 << b) != 0 {
+                    segments.push((buffer.len(), l.start, *number));
+                    buffer.push_str(&window[l.start..l.end]);
+                    buffer.push('\n');
                 }
+            }
+            if segments.is_empty() {
                 continue;
             }
-            c.scan(window, &mut self.scratch);
-            self.scratch.retain(|m| counted.contains(&m.start));
-            self.scratch.sort_by_key(|m| m.start);
-            // Line numbers by one forward pass over the newlines before each match.
-            let (mut line, mut pos) = (first_line, 0usize);
-            for m in self.scratch.drain(..) {
-                line += newlines(&window.as_bytes()[pos..m.start]);
-                pos = m.start;
-                Self::record(
-                    &mut self.findings,
-                    self.object_id,
-                    index,
-                    c.name(),
-                    line,
-                    &m,
-                );
+            let c = &classifiers[index];
+            self.scratch.clear();
+            c.scan(&buffer, &mut self.scratch);
+            for m in &self.scratch {
+                let i = segments
+                    .partition_point(|s| s.0 <= m.start)
+                    .saturating_sub(1);
+                let (at, origin, number) = segments[i];
+                if counted.contains(&(origin + (m.start - at))) {
+                    Self::record(
+                        &mut self.findings,
+                        self.object_id,
+                        index,
+                        c.name(),
+                        number,
+                        m,
+                    );
+                }
             }
+        }
+    }
+
+    /// Runs one classifier over the whole window.
+    fn scan_whole(&mut self, index: usize, window: &str, counted: &Range<usize>, first_line: u64) {
+        let c = &self.classifiers[index];
+        self.scratch.clear();
+        c.scan(window, &mut self.scratch);
+        self.scratch.retain(|m| counted.contains(&m.start));
+        self.scratch.sort_by_key(|m| m.start);
+        // Line numbers by one forward pass over the newlines before each match.
+        let (mut line, mut pos) = (first_line, 0usize);
+        for m in &self.scratch {
+            line += newlines(&window.as_bytes()[pos..m.start]);
+            pos = m.start;
+            Self::record(&mut self.findings, self.object_id, index, c.name(), line, m);
         }
     }
 

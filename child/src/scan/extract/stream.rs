@@ -9,6 +9,7 @@
 //! A match longer than `OVERLAP_BYTES` can be missed at a boundary; built-in patterns
 //! are all far shorter.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
@@ -41,15 +42,12 @@ pub fn scan_reader(
         // Fill up to the block plus its lookahead.
         let want = behind + block + OVERLAP_BYTES;
         while !eof && buf.len() < want {
-            let start = buf.len();
-            buf.resize(want, 0);
-            match reader.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    eof = true;
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(start),
+            // `take` + `read_to_end` appends without zeroing the spare capacity first
+            // (zeroing a whole block per small file cost more than reading it).
+            match reader.take((want - buf.len()) as u64).read_to_end(&mut buf) {
+                Ok(0) => eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
@@ -66,7 +64,7 @@ pub fn scan_reader(
         } else {
             char_boundary(&buf, (end + OVERLAP_BYTES).min(buf.len()))
         };
-        let (text, counted) = decode(&buf[..behind], &buf[behind..end], &buf[end..window_end]);
+        let (text, counted) = decode(&buf, behind, end, window_end);
         scanner.scan_window(&text, counted, line_at_buf_start);
         if eof && end == buf.len() {
             return Ok(());
@@ -102,17 +100,27 @@ fn char_boundary(buf: &[u8], i: usize) -> usize {
     j
 }
 
-/// Decodes the three parts separately, so that invalid bytes in one part cannot move
-/// the counted range; returns the window and the counted byte range within it.
-fn decode(behind: &[u8], current: &[u8], ahead: &[u8]) -> (String, std::ops::Range<usize>) {
-    let b = String::from_utf8_lossy(behind);
-    let c = String::from_utf8_lossy(current);
-    let a = String::from_utf8_lossy(ahead);
+/// Decodes `buf[..window_end]`, whose counted block is `behind..end`; returns the
+/// window and the counted byte range within it. Valid UTF-8 (the common case) is
+/// borrowed as it is. Otherwise the three parts are decoded separately, so that
+/// invalid bytes in one part cannot move the counted range.
+fn decode(
+    buf: &[u8],
+    behind: usize,
+    end: usize,
+    window_end: usize,
+) -> (Cow<'_, str>, std::ops::Range<usize>) {
+    if let Ok(text) = std::str::from_utf8(&buf[..window_end]) {
+        return (Cow::Borrowed(text), behind..end);
+    }
+    let b = String::from_utf8_lossy(&buf[..behind]);
+    let c = String::from_utf8_lossy(&buf[behind..end]);
+    let a = String::from_utf8_lossy(&buf[end..window_end]);
     let mut s = String::with_capacity(b.len() + c.len() + a.len());
     s.push_str(&b);
     s.push_str(&c);
     s.push_str(&a);
-    (s, b.len()..b.len() + c.len())
+    (Cow::Owned(s), b.len()..b.len() + c.len())
 }
 
 #[cfg(test)]
