@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::config::SystemConfig;
 use crate::engine::policy::{Candidate, FairShare};
 use crate::health::component;
 use crate::store::{ClaimedTask, JobRow, LeaseSpec, StoreResult};
@@ -198,23 +199,28 @@ impl Assigner {
     }
 
     fn packet(&self, task: ClaimedTask, slot: Option<&JobSlot>) -> WorkPacket {
-        let cfg = self.app.cfg();
-        let data_source = cfg
-            .data_source(&task.data_source_id)
-            .and_then(|d| serde_json::to_value(d).ok())
-            .unwrap_or(serde_json::Value::Null);
-        WorkPacket {
-            task_id: task.id,
-            lease_token: task.lease_token,
-            job_id: task.job_id,
-            phase: task.phase.parse().unwrap_or(Phase::Process),
-            attempt: task.attempts as u32,
-            data_source,
-            options: slot.map(|s| s.options.clone()).unwrap_or_default(),
-            payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
-            lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
-            heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
-        }
+        let options = slot.map(|s| s.options.clone()).unwrap_or_default();
+        work_packet(&self.app.cfg(), task, options)
+    }
+}
+
+/// The work packet for a task just leased.
+pub fn work_packet(cfg: &SystemConfig, task: ClaimedTask, options: JobOptions) -> WorkPacket {
+    let data_source = cfg
+        .data_source(&task.data_source_id)
+        .and_then(|d| serde_json::to_value(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    WorkPacket {
+        task_id: task.id,
+        lease_token: task.lease_token,
+        job_id: task.job_id,
+        phase: task.phase.parse().unwrap_or(Phase::Process),
+        attempt: task.attempts as u32,
+        data_source,
+        options,
+        payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
+        lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
+        heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
     }
 }
 
