@@ -117,18 +117,29 @@ impl Assigner {
         let new_tasks = self.app.wake.take_tasks_available();
         let requeued = self.app.wake.take_tasks_requeued();
         let cache_size = i64::from(self.app.cfg().orchestrator.task_cache_size);
-        for slot in st.jobs.iter_mut().filter(|s| s.cache.is_empty()) {
-            if !new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY) {
+        let mut due = Vec::new();
+        for (i, slot) in st.jobs.iter_mut().enumerate() {
+            if !slot.cache.is_empty()
+                || (!new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY))
+            {
                 continue;
             }
             if requeued {
                 slot.cursor = 0;
             }
-            let ids = self
-                .app
-                .store
-                .pending_task_ids(&slot.row.id, slot.cursor, cache_size)
-                .await?;
+            due.push(i);
+        }
+        // The reads go out together (one round trip of latency, not one per job): a
+        // wake-up after a new job typically finds several recent jobs with empty caches.
+        let store = &self.app.store;
+        let reads = due.iter().map(|&i| {
+            let slot = &st.jobs[i];
+            store.pending_task_ids(&slot.row.id, slot.cursor, cache_size)
+        });
+        let results = futures::future::join_all(reads).await;
+        for (i, ids) in due.into_iter().zip(results) {
+            let ids = ids?;
+            let slot = &mut st.jobs[i];
             let short = (ids.len() as i64) < cache_size;
             slot.empty_since = if ids.is_empty() && slot.cursor == 0 {
                 Some(Instant::now())
