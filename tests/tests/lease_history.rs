@@ -161,13 +161,22 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
     let CreateOutcome::Created(row) = outcome else {
         panic!("created")
     };
-    assert_eq!(row.state, "RUNNING", "a job whose tasks were handed off has started");
+    assert_eq!(
+        row.state, "RUNNING",
+        "a job whose tasks were handed off has started"
+    );
     assert!(row.started_at.is_some());
     // One task each per round: w1 gets the first and the third, w2 the second.
     let mut got: Vec<(usize, i64)> = handed.iter().map(|(w, t)| (*w, t.id)).collect();
     got.sort_by_key(|g| g.1);
     assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1, 0]);
-    assert!(store.pending_task_ids("j1", 0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .pending_task_ids("j1", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let changed = store.jobs_changed_since(0, 100).await.unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].state, "RUNNING");

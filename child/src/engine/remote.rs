@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_shared::time::rfc3339_from_millis;
-use meridian_shared::wire::{WorkPacket, WorkerInfo};
 use meridian_shared::wire::JobOptions;
+use meridian_shared::wire::{WorkPacket, WorkerInfo};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +50,9 @@ struct Seen {
 /// A long-poll waiting for work, offered to jobs started on this replica.
 struct Waiter {
     key: u64,
+    /// When its long-poll began: a waiter re-queues after each poll fallback, and
+    /// the longest-waiting long-poll goes first whatever its place in the queue.
+    since: Instant,
     worker_id: String,
     max: usize,
     lease: LeaseSpec,
@@ -148,7 +151,7 @@ impl RemoteWorkers {
             let nap = (deadline - now).min(POLL_FALLBACK);
             // Wait in the queue, so that a job started here meanwhile hands us its
             // first tasks in its own transaction.
-            let (queued, mut reply) = self.queue(worker_id, max, &lease);
+            let (queued, mut reply) = self.queue(started, worker_id, max, &lease);
             let answer = tokio::select! {
                 packets = &mut reply => Some(packets),
                 _ = &mut notified => None,
@@ -181,6 +184,7 @@ impl RemoteWorkers {
 
     fn queue(
         &self,
+        since: Instant,
         worker_id: &str,
         max: usize,
         lease: &LeaseSpec,
@@ -192,6 +196,7 @@ impl RemoteWorkers {
             .unwrap_or_else(|e| e.into_inner())
             .push_back(Waiter {
                 key,
+                since,
                 worker_id: worker_id.to_owned(),
                 max,
                 lease: lease.clone(),
@@ -226,16 +231,16 @@ impl RemoteWorkers {
     }
 
     async fn create_job_here(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
-        let waiters: Vec<Waiter> = if self.app.draining.load(Ordering::Relaxed)
-            || self.app.backpressure.active()
-        {
-            Vec::new()
-        } else {
-            let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            waiting.retain(|w| !w.reply.is_closed());
-            let n = job.data_sources.len().min(waiting.len());
-            waiting.drain(..n).collect()
-        };
+        let waiters: Vec<Waiter> =
+            if self.app.draining.load(Ordering::Relaxed) || self.app.backpressure.active() {
+                Vec::new()
+            } else {
+                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                waiting.retain(|w| !w.reply.is_closed());
+                let n = job.data_sources.len().min(waiting.len());
+                waiting.make_contiguous().sort_by_key(|w| w.since);
+                waiting.drain(..n).collect()
+            };
         if waiters.is_empty() {
             return self.app.store.create_job(job).await;
         }
@@ -277,8 +282,12 @@ impl RemoteWorkers {
                 lease_token: p.lease_token,
             };
             let why = "handed off at creation to a long-poll that had gone";
-            if let Err(e) = reports::failed(&self.app, &lease, 1, why, FailureKind::Cancelled).await {
-                tracing::warn!("task {}: could not hand back ({e}); the reaper will", p.task_id);
+            if let Err(e) = reports::failed(&self.app, &lease, 1, why, FailureKind::Cancelled).await
+            {
+                tracing::warn!(
+                    "task {}: could not hand back ({e}); the reaper will",
+                    p.task_id
+                );
             }
         }
     }

@@ -105,14 +105,18 @@ impl PostgresStore {
         // has produced it; so the lock order stays counter → jobs.
         let sql = if start {
             concat!(
-                "WITH v AS (", bump_counter!(), ") UPDATE jobs SET status_version = v.value, ",
+                "WITH v AS (",
+                bump_counter!(),
+                ") UPDATE jobs SET status_version = v.value, ",
                 "started_at = COALESCE(started_at, ",
                 now!(),
                 "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END FROM v WHERE jobs.id = ANY($1)"
             )
         } else {
             concat!(
-                "WITH v AS (", bump_counter!(), ") UPDATE jobs SET status_version = v.value FROM v WHERE jobs.id = ANY($1)"
+                "WITH v AS (",
+                bump_counter!(),
+                ") UPDATE jobs SET status_version = v.value FROM v WHERE jobs.id = ANY($1)"
             )
         };
         sqlx::query(sql).bind(jobs).execute(&mut **tx).await?;
@@ -233,7 +237,10 @@ impl Store for PostgresStore {
                 owner.push(w);
             }
         }
-        let workers: Vec<&str> = owner.iter().map(|&w| to[w].lease.worker_id.as_str()).collect();
+        let workers: Vec<&str> = owner
+            .iter()
+            .map(|&w| to[w].lease.worker_id.as_str())
+            .collect();
         let nodes: Vec<&str> = owner.iter().map(|&w| to[w].lease.node.as_str()).collect();
         let lease_ms: Vec<i64> = owner.iter().map(|&w| to[w].lease.lease_ms).collect();
         let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
