@@ -657,3 +657,84 @@ async fn distributed_modes_refuse_sqlite_and_a_missing_key_with_exit_2() {
         "the key's value was echoed: {err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_started_on_a_replica_hands_its_first_tasks_to_the_long_polls_waiting_there() {
+    let _serial = SERIAL.lock().await;
+    let url = pg::fresh_database().await;
+    let mesh = mesh_on(
+        url,
+        |_| {
+            "  - id: s1\n    kind: synthetic\n    objects: 0\n  - id: s2\n    kind: synthetic\n    objects: 0\n"
+                .into()
+        },
+        "",
+    )
+    .await;
+    let a = mesh.orchestrator("orch-a").await;
+    // Three idle workers wait; the job has two tasks.
+    let mut polls = Vec::new();
+    for n in 1..=3 {
+        let w = FakeWorker::new(&a.base, &format!("fake-{n}"));
+        polls.push(tokio::spawn(async move { (w.get_task(1, 2).await, w) }));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let job = start_job(&a.base, &["s1", "s2"]).await;
+    let mut answered = Vec::new();
+    for p in polls {
+        let ((status, body), w) = p.await.unwrap();
+        answered.push((w, status, body));
+    }
+    // The two longest-waiting got one task each, at once; the third found nothing.
+    let (s1, s2, s3) = (answered[0].1, answered[1].1, answered[2].1);
+    let bodies: Vec<&Value> = answered.iter().map(|a| &a.2).collect();
+    assert_eq!((s1, s2, s3), (200, 200, 204), "{bodies:?}");
+    let mut ids = Vec::new();
+    for (w, _, body) in &answered[..2] {
+        let tasks = body["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1, "{body}");
+        assert_eq!(tasks[0]["job_id"], job.as_str());
+        assert_eq!(tasks[0]["phase"], "DISCOVERY");
+        ids.push(tasks[0]["task_id"].as_i64().unwrap());
+        // An ordinary lease: in the history under this worker, and fenced.
+        let holder: String = sqlx::query_scalar(
+            "SELECT worker_id FROM lease_history WHERE task_id = $1 AND ended_at IS NULL",
+        )
+        .bind(tasks[0]["task_id"].as_i64().unwrap())
+        .fetch_one(&mesh.db)
+        .await
+        .unwrap();
+        assert_eq!(holder, w.id);
+        let (status, _) = w
+            .post(
+                "/complete_task",
+                json!({ "completions": [{ "task_id": tasks[0]["task_id"], "lease_token": "forged" }] }),
+            )
+            .await;
+        assert_eq!(status, 409);
+        let (status, body) = w
+            .post(
+                "/complete_task",
+                json!({ "completions": [{ "task_id": tasks[0]["task_id"], "lease_token": tasks[0]["lease_token"] }] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_ne!(ids[0], ids[1]);
+    let metrics = reqwest::get(format!("{}/metrics", a.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("meridian_tasks_handed_off_total") && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    let done = wait_for(&a.base, &job, Duration::from_secs(30), terminal).await;
+    assert_eq!(done["state"], "COMPLETED", "{done}");
+    mesh.assert_leases_never_overlapped().await;
+    a.signal("TERM");
+}

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_child::store::{
-    Completion, CreateOutcome, DiscoveryBatch, Lease, LeaseSpec, NewJob, NewObject, ReportOutcome,
-    Store,
+    Completion, CreateOutcome, DiscoveryBatch, HandOff, HeartbeatOutcome, Lease, LeaseSpec, NewJob,
+    NewObject, ReportOutcome, Store,
 };
 use meridian_tests::{Backend, on_both};
 
@@ -132,7 +132,109 @@ async fn handed_back_leases_are_closed(backend: Backend) {
     assert_eq!(store.overlapping_leases().await.unwrap(), 0);
 }
 
+/// Leases handed to waiting workers by the transaction that creates the job are
+/// ordinary leases: fresh tokens, one history row each, fenced, the job started and
+/// its status version moved; a repeated create hands off nothing.
+async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let job = NewJob {
+        id: "j1".into(),
+        name: "j1".into(),
+        definition_hash: "h".into(),
+        data_sources: vec!["a".into(), "b".into(), "c".into()],
+        options: "{}".into(),
+        priority: 1,
+    };
+    let to = [
+        HandOff {
+            lease: spec("w1", 60_000),
+            max: 2,
+        },
+        HandOff {
+            lease: spec("w2", 60_000),
+            max: 1,
+        },
+    ];
+    let before = store.jobs_changed_since(0, 100).await.unwrap();
+    assert!(before.is_empty());
+    let (outcome, handed) = store.create_job_handing_off(&job, &to).await.unwrap();
+    let CreateOutcome::Created(row) = outcome else {
+        panic!("created")
+    };
+    assert_eq!(
+        row.state, "RUNNING",
+        "a job whose tasks were handed off has started"
+    );
+    assert!(row.started_at.is_some());
+    // One task each per round: w1 gets the first and the third, w2 the second.
+    let mut got: Vec<(usize, i64)> = handed.iter().map(|(w, t)| (*w, t.id)).collect();
+    got.sort_by_key(|g| g.1);
+    assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1, 0]);
+    assert!(
+        store
+            .pending_task_ids("j1", 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let changed = store.jobs_changed_since(0, 100).await.unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].state, "RUNNING");
+    for (w, t) in &handed {
+        assert_eq!(t.attempts, 1);
+        let h = store.lease_history(t.id).await.unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0].lease_token, t.lease_token);
+        assert_eq!(h[0].worker_id.as_deref(), Some(["w1", "w2"][*w]));
+        assert_eq!(h[0].ended_at, None);
+        // Nobody else can claim a handed-off task.
+        assert!(
+            store
+                .claim(&[t.id], &spec("thief", 60_000))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // Fenced: a wrong token is refused and writes nothing; the right one completes.
+    let (_, first) = &handed[0];
+    let forged = Lease {
+        task_id: first.id,
+        lease_token: "not-the-token".into(),
+    };
+    assert_eq!(
+        store.heartbeat(&forged, 60_000).await.unwrap(),
+        HeartbeatOutcome::Lost
+    );
+    let complete = |lease: Lease| Completion {
+        lease,
+        object: None,
+        findings: vec![],
+    };
+    assert_eq!(
+        store.complete(&[complete(forged)]).await.unwrap(),
+        [ReportOutcome::LeaseLost]
+    );
+    let real = Lease {
+        task_id: first.id,
+        lease_token: first.lease_token.clone(),
+    };
+    assert_eq!(
+        store.complete(&[complete(real)]).await.unwrap(),
+        [ReportOutcome::Accepted]
+    );
+    let h = store.lease_history(first.id).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].end_state.as_deref(), Some("SUCCEEDED"));
+    // The same create again finds the job and leases nothing.
+    let (again, none) = store.create_job_handing_off(&job, &to).await.unwrap();
+    assert!(matches!(again, CreateOutcome::Existing(_)));
+    assert!(none.is_empty());
+    assert_eq!(store.overlapping_leases().await.unwrap(), 0);
+}
+
 on_both!(
     every_lease_leaves_one_closed_row,
-    handed_back_leases_are_closed
+    handed_back_leases_are_closed,
+    leases_handed_off_at_creation_are_fenced_and_recorded
 );

@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::app::App;
+use crate::config::SystemConfig;
 use crate::engine::policy::{Candidate, FairShare};
 use crate::health::component;
 use crate::store::{ClaimedTask, JobRow, LeaseSpec, StoreResult};
@@ -116,18 +117,29 @@ impl Assigner {
         let new_tasks = self.app.wake.take_tasks_available();
         let requeued = self.app.wake.take_tasks_requeued();
         let cache_size = i64::from(self.app.cfg().orchestrator.task_cache_size);
-        for slot in st.jobs.iter_mut().filter(|s| s.cache.is_empty()) {
-            if !new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY) {
+        let mut due = Vec::new();
+        for (i, slot) in st.jobs.iter_mut().enumerate() {
+            if !slot.cache.is_empty()
+                || (!new_tasks && slot.empty_since.is_some_and(|t| t.elapsed() < EMPTY_RETRY))
+            {
                 continue;
             }
             if requeued {
                 slot.cursor = 0;
             }
-            let ids = self
-                .app
-                .store
-                .pending_task_ids(&slot.row.id, slot.cursor, cache_size)
-                .await?;
+            due.push(i);
+        }
+        // The reads go out together (one round trip of latency, not one per job): a
+        // wake-up after a new job typically finds several recent jobs with empty caches.
+        let store = &self.app.store;
+        let reads = due.iter().map(|&i| {
+            let slot = &st.jobs[i];
+            store.pending_task_ids(&slot.row.id, slot.cursor, cache_size)
+        });
+        let results = futures::future::join_all(reads).await;
+        for (i, ids) in due.into_iter().zip(results) {
+            let ids = ids?;
+            let slot = &mut st.jobs[i];
             let short = (ids.len() as i64) < cache_size;
             slot.empty_since = if ids.is_empty() && slot.cursor == 0 {
                 Some(Instant::now())
@@ -198,23 +210,28 @@ impl Assigner {
     }
 
     fn packet(&self, task: ClaimedTask, slot: Option<&JobSlot>) -> WorkPacket {
-        let cfg = self.app.cfg();
-        let data_source = cfg
-            .data_source(&task.data_source_id)
-            .and_then(|d| serde_json::to_value(d).ok())
-            .unwrap_or(serde_json::Value::Null);
-        WorkPacket {
-            task_id: task.id,
-            lease_token: task.lease_token,
-            job_id: task.job_id,
-            phase: task.phase.parse().unwrap_or(Phase::Process),
-            attempt: task.attempts as u32,
-            data_source,
-            options: slot.map(|s| s.options.clone()).unwrap_or_default(),
-            payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
-            lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
-            heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
-        }
+        let options = slot.map(|s| s.options.clone()).unwrap_or_default();
+        work_packet(&self.app.cfg(), task, options)
+    }
+}
+
+/// The work packet for a task just leased.
+pub fn work_packet(cfg: &SystemConfig, task: ClaimedTask, options: JobOptions) -> WorkPacket {
+    let data_source = cfg
+        .data_source(&task.data_source_id)
+        .and_then(|d| serde_json::to_value(d).ok())
+        .unwrap_or(serde_json::Value::Null);
+    WorkPacket {
+        task_id: task.id,
+        lease_token: task.lease_token,
+        job_id: task.job_id,
+        phase: task.phase.parse().unwrap_or(Phase::Process),
+        attempt: task.attempts as u32,
+        data_source,
+        options,
+        payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
+        lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
+        heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
     }
 }
 

@@ -175,7 +175,13 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
         options: serde_json::to_string(&req.options).unwrap_or_else(|_| "{}".into()),
         priority: i64::from(priority),
     };
-    let (row, created) = match app.store.create_job(&new).await? {
+    // In `--mode orchestrator` the job's first tasks go straight to workers waiting in
+    // a long-poll on this replica, in the creating transaction.
+    let outcome = match app.remote.get() {
+        Some(remote) => remote.create_job(new).await?,
+        None => app.store.create_job(&new).await?,
+    };
+    let (row, created) = match outcome {
         CreateOutcome::Created(row) => (row, true),
         CreateOutcome::Existing(row) => (row, false),
         CreateOutcome::Conflict(_) => return Err(JobError::Conflict(id)),

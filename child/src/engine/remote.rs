@@ -8,21 +8,32 @@
 //! A waiter also re-checks every `POLL_FALLBACK`, so a lost notification costs
 //! latency only. Interest is registered before the database is asked, so a wake-up
 //! between the query and the wait is not lost.
+//!
+//! **Hand-off at creation.** While it waits, a long-poll also queues itself in
+//! `waiting`. A job started on this replica takes the longest-waiting long-polls off
+//! that queue and leases its first tasks to them inside the transaction that creates
+//! the job ([`Store::create_job_handing_off`]); each waiter gets its packets right
+//! after that one commit instead of waking up and claiming in a second transaction.
+//! The lease is an ordinary one (fresh token, `lease_history` row from the same
+//! trigger); a packet whose long-poll has gone meanwhile is handed back at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_shared::time::rfc3339_from_millis;
+use meridian_shared::wire::JobOptions;
 use meridian_shared::wire::{WorkPacket, WorkerInfo};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::engine::assigner::Assigner;
+use crate::engine::assigner::{Assigner, work_packet};
+use crate::engine::reports::{self, FailureKind};
 use crate::protocol::token::Verifier;
-use crate::store::{LeaseSpec, StoreResult};
+use crate::store::{CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult};
 
 /// How often a waiting `get_task` asks the database even without a wake-up.
 pub const POLL_FALLBACK: Duration = Duration::from_millis(500);
@@ -36,6 +47,31 @@ struct Seen {
     tasks: Vec<i64>,
 }
 
+/// A long-poll waiting for work, offered to jobs started on this replica.
+struct Waiter {
+    key: u64,
+    /// When its long-poll began: a waiter re-queues after each poll fallback, and
+    /// the longest-waiting long-poll goes first whatever its place in the queue.
+    since: Instant,
+    worker_id: String,
+    max: usize,
+    lease: LeaseSpec,
+    /// Gets the packets leased to it at creation (possibly none: look again).
+    reply: oneshot::Sender<Vec<WorkPacket>>,
+}
+
+/// Takes a waiter out of the queue when its long-poll stops waiting, however it stops.
+struct Queued<'a> {
+    remote: &'a RemoteWorkers,
+    key: u64,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.remote.leave(self.key);
+    }
+}
+
 /// Everything the worker API needs besides the store.
 pub struct RemoteWorkers {
     app: Arc<App>,
@@ -45,6 +81,9 @@ pub struct RemoteWorkers {
     /// Checks worker credentials.
     pub verifier: Verifier,
     seen: Mutex<BTreeMap<String, Seen>>,
+    /// Long-polls waiting right now, longest-waiting first.
+    waiting: Mutex<VecDeque<Waiter>>,
+    next_key: AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -64,6 +103,8 @@ impl RemoteWorkers {
             bell: Notify::new(),
             verifier,
             seen: Mutex::new(BTreeMap::new()),
+            waiting: Mutex::new(VecDeque::new()),
+            next_key: AtomicU64::new(0),
         }
     }
 
@@ -108,9 +149,145 @@ impl RemoteWorkers {
                 return Ok(Vec::new());
             }
             let nap = (deadline - now).min(POLL_FALLBACK);
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep(nap) => {}
+            // Wait in the queue, so that a job started here meanwhile hands us its
+            // first tasks in its own transaction.
+            let (queued, mut reply) = self.queue(started, worker_id, max, &lease);
+            let answer = tokio::select! {
+                packets = &mut reply => Some(packets),
+                _ = &mut notified => None,
+                _ = tokio::time::sleep(nap) => None,
+            };
+            let answer = match answer {
+                // A job start took us off the queue: its answer comes right after its
+                // commit (empty if it failed). Claiming now as well would lease this
+                // worker more than it asked for.
+                None if !self.leave(queued.key) => Some(reply.await),
+                other => other,
+            };
+            drop(queued);
+            if let Some(packets) = answer.and_then(|a| self.handed(started, a)) {
+                return Ok(packets);
+            }
+        }
+    }
+
+    fn handed(
+        &self,
+        started: Instant,
+        packets: Result<Vec<WorkPacket>, oneshot::error::RecvError>,
+    ) -> Option<Vec<WorkPacket>> {
+        let packets = packets.ok().filter(|p| !p.is_empty())?;
+        metrics::histogram!("meridian_long_poll_wait_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Some(packets)
+    }
+
+    fn queue(
+        &self,
+        since: Instant,
+        worker_id: &str,
+        max: usize,
+        lease: &LeaseSpec,
+    ) -> (Queued<'_>, oneshot::Receiver<Vec<WorkPacket>>) {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push_back(Waiter {
+                key,
+                since,
+                worker_id: worker_id.to_owned(),
+                max,
+                lease: lease.clone(),
+                reply,
+            });
+        (Queued { remote: self, key }, rx)
+    }
+
+    /// Takes `key` off the queue; false when a job start already took it.
+    fn leave(&self, key: u64) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.iter().position(|w| w.key == key) {
+            Some(i) => {
+                waiting.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Creates a job and leases its first tasks to the long-polls waiting on this
+    /// replica, longest-waiting first, in the creating transaction; answers them right
+    /// after the commit. Nothing is handed off while draining or under back-pressure.
+    ///
+    /// Runs as a task of its own, so that a `start_job` whose client goes away cannot
+    /// stop it between the commit and the answers.
+    pub async fn create_job(self: &Arc<Self>, job: NewJob) -> StoreResult<CreateOutcome> {
+        let me = self.clone();
+        tokio::spawn(async move { me.create_job_here(&job).await })
+            .await
+            .map_err(|e| StoreError::Internal(format!("job creation task: {e}")))?
+    }
+
+    async fn create_job_here(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
+        let waiters: Vec<Waiter> =
+            if self.app.draining.load(Ordering::Relaxed) || self.app.backpressure.active() {
+                Vec::new()
+            } else {
+                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+                waiting.retain(|w| !w.reply.is_closed());
+                let n = job.data_sources.len().min(waiting.len());
+                waiting.make_contiguous().sort_by_key(|w| w.since);
+                waiting.drain(..n).collect()
+            };
+        if waiters.is_empty() {
+            return self.app.store.create_job(job).await;
+        }
+        let to: Vec<HandOff> = waiters
+            .iter()
+            .map(|w| HandOff {
+                lease: w.lease.clone(),
+                max: w.max,
+            })
+            .collect();
+        // On an error the waiters are dropped with their senders: they look again.
+        let (outcome, handed) = self.app.store.create_job_handing_off(job, &to).await?;
+        metrics::counter!("meridian_tasks_claimed_total").increment(handed.len() as u64);
+        metrics::counter!("meridian_tasks_handed_off_total").increment(handed.len() as u64);
+        let cfg = self.app.cfg();
+        let options: JobOptions = serde_json::from_str(&job.options).unwrap_or_default();
+        let mut per: Vec<Vec<WorkPacket>> = waiters.iter().map(|_| Vec::new()).collect();
+        for (i, task) in handed {
+            if let Some(p) = per.get_mut(i) {
+                p.push(work_packet(&cfg, task, options.clone()));
+            }
+        }
+        for (w, packets) in waiters.into_iter().zip(per) {
+            let ids: Vec<i64> = packets.iter().map(|p| p.task_id).collect();
+            match w.reply.send(packets) {
+                Ok(()) => self.track(&w.worker_id, ids.into_iter(), &[]),
+                Err(lost) => self.hand_back(lost).await,
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Leases whose long-poll went away before its answer: back to `PENDING` now
+    /// rather than after the lease timeout.
+    async fn hand_back(&self, packets: Vec<WorkPacket>) {
+        for p in packets {
+            let lease = Lease {
+                task_id: p.task_id,
+                lease_token: p.lease_token,
+            };
+            let why = "handed off at creation to a long-poll that had gone";
+            if let Err(e) = reports::failed(&self.app, &lease, 1, why, FailureKind::Cancelled).await
+            {
+                tracing::warn!(
+                    "task {}: could not hand back ({e}); the reaper will",
+                    p.task_id
+                );
             }
         }
     }

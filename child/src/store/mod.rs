@@ -82,7 +82,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the job and one `DISCOVERY` task per data source, or finds the job that
     /// already has this id.
-    async fn create_job(&self, job: &NewJob) -> StoreResult<CreateOutcome>;
+    async fn create_job(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
+        Ok(self.create_job_handing_off(job, &[]).await?.0)
+    }
+
+    /// `create_job`, and in the same transaction leases the new tasks to the waiting
+    /// workers `to` (longest-waiting first, see [`hand_off_rounds`]), each with a fresh
+    /// token like any claim and a `lease_history` row from the same trigger; the job
+    /// then starts (`RUNNING`). Returns each leased task with the index in `to` of the
+    /// worker it went to. An existing job hands off nothing.
+    async fn create_job_handing_off(
+        &self,
+        job: &NewJob,
+        to: &[HandOff],
+    ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)>;
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>>;
 

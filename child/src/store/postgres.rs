@@ -27,6 +27,38 @@ macro_rules! no_lease {
     };
 }
 
+/// Takes the next status version (the counter row stays locked until commit).
+macro_rules! bump_counter {
+    () => {
+        "UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' RETURNING value"
+    };
+}
+
+/// Creates a job, with the next status version, and its `DISCOVERY` tasks in one
+/// statement; no row when the id exists. The counter is taken first: the job and task
+/// rows are new, so no one else can hold them.
+const CREATE_JOB: &str = concat!(
+    "WITH v AS (",
+    bump_counter!(),
+    "), j AS (INSERT INTO jobs (id, name, definition_hash, data_sources, options, priority, ",
+    "state, created_at, status_version) SELECT $1, $2, $3, $4, $5, $6, 'PENDING', ",
+    now!(),
+    ", v.value FROM v ON CONFLICT DO NOTHING RETURNING seq, id, name, definition_hash, ",
+    "data_sources, options, priority, state, created_at, started_at, finished_at, status_version), ",
+    "t AS (INSERT INTO tasks (job_id, data_source_id, phase, payload, state, created_at) ",
+    "SELECT j.id, u.ds, 'DISCOVERY', u.payload, 'PENDING', j.created_at ",
+    "FROM j, unnest($7::TEXT[], $8::TEXT[]) WITH ORDINALITY AS u(ds, payload, n) ORDER BY u.n RETURNING id) ",
+    "SELECT j.*, ARRAY(SELECT id FROM t ORDER BY id) AS task_ids FROM j"
+);
+
+/// What `CREATE_JOB` returns.
+#[derive(sqlx::FromRow)]
+struct CreatedRow {
+    #[sqlx(flatten)]
+    job: JobRow,
+    task_ids: Vec<i64>,
+}
+
 /// Cancels a job's pending tasks (on cancel, and for tasks made pending after it).
 const CANCEL_PENDING: &str = concat!(
     "UPDATE tasks SET state = 'CANCELLED', finished_at = ",
@@ -68,24 +100,34 @@ impl PostgresStore {
         if jobs.is_empty() {
             return Ok(());
         }
-        let version: i64 = sqlx::query_scalar(queries::BUMP_COUNTER)
-            .fetch_one(&mut **tx)
-            .await?;
+        // One statement: the counter's row is locked (and incremented) by the CTE
+        // before any job row, since a job row is locked only once the join with `v`
+        // has produced it; so the lock order stays counter → jobs.
         let sql = if start {
             concat!(
-                "UPDATE jobs SET status_version = $1, started_at = COALESCE(started_at, ",
+                "WITH v AS (",
+                bump_counter!(),
+                ") UPDATE jobs SET status_version = v.value, ",
+                "started_at = COALESCE(started_at, ",
                 now!(),
-                "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END WHERE id = ANY($2)"
+                "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END FROM v WHERE jobs.id = ANY($1)"
             )
         } else {
-            "UPDATE jobs SET status_version = $1 WHERE id = ANY($2)"
+            concat!(
+                "WITH v AS (",
+                bump_counter!(),
+                ") UPDATE jobs SET status_version = v.value FROM v WHERE jobs.id = ANY($1)"
+            )
         };
-        sqlx::query(sql)
-            .bind(version)
-            .bind(jobs)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(sql).bind(jobs).execute(&mut **tx).await?;
         Ok(())
+    }
+
+    /// The job a create found already there.
+    async fn existing_job(&self, id: &str) -> StoreResult<JobRow> {
+        self.job(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("job vanished".into()))
     }
 }
 
@@ -93,10 +135,6 @@ fn distinct(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids.dedup();
     ids
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
 #[async_trait]
@@ -143,7 +181,30 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_job(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
+    async fn create_job_handing_off(
+        &self,
+        job: &NewJob,
+        to: &[HandOff],
+    ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)> {
+        let payloads: Vec<String> = job
+            .data_sources
+            .iter()
+            .map(|ds| serde_json::json!({ "data_source_id": ds }).to_string())
+            .collect();
+        // One statement creates the job with its status version and its tasks. With no
+        // one to hand off to it runs on its own (one round trip, one commit); otherwise
+        // in a transaction with the hand-off claim. A concurrent create of the same id
+        // waits here for the other's commit, then inserts nothing (the version it took
+        // is a gap, which delta polls tolerate).
+        let create = sqlx::query_as::<_, CreatedRow>(CREATE_JOB)
+            .bind(&job.id)
+            .bind(&job.name)
+            .bind(&job.definition_hash)
+            .bind(serde_json::to_string(&job.data_sources).unwrap_or_default())
+            .bind(&job.options)
+            .bind(job.priority)
+            .bind(&job.data_sources)
+            .bind(&payloads);
         let existing = |row: JobRow| {
             if row.definition_hash == job.definition_hash {
                 CreateOutcome::Existing(row)
@@ -151,53 +212,80 @@ impl Store for PostgresStore {
                 CreateOutcome::Conflict(row)
             }
         };
-        if let Some(row) = self.job(&job.id).await? {
-            return Ok(existing(row));
+        if to.is_empty() {
+            return match create.fetch_optional(&self.pool).await? {
+                Some(created) => Ok((CreateOutcome::Created(created.job), Vec::new())),
+                None => Ok((existing(self.existing_job(&job.id).await?), Vec::new())),
+            };
         }
         let mut tx = self.pool.begin().await?;
-        let now: i64 = sqlx::query_scalar(concat!("SELECT ", now!()))
-            .fetch_one(&mut *tx)
-            .await?;
-        let inserted = sqlx::query(queries::INSERT_JOB)
-            .bind(&job.id)
-            .bind(&job.name)
-            .bind(&job.definition_hash)
-            .bind(serde_json::to_string(&job.data_sources).unwrap_or_default())
-            .bind(&job.options)
-            .bind(job.priority)
-            .bind(now)
-            .execute(&mut *tx)
-            .await;
-        match inserted {
-            // A concurrent create with the same id won the race: answer as a retry would.
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let row = self
-                    .job(&job.id)
-                    .await?
-                    .ok_or_else(|| StoreError::Internal("job vanished".into()))?;
-                return Ok(existing(row));
-            }
-            other => {
-                other?;
+        let Some(created) = create.fetch_optional(&mut *tx).await? else {
+            drop(tx);
+            return Ok((existing(self.existing_job(&job.id).await?), Vec::new()));
+        };
+        let mut row = created.job;
+        let mut ids = created.task_ids;
+        ids.sort_unstable();
+        // Waiting workers take one task each per round up to what each asked for. One
+        // statement leases them all (arrays matched by position), each with a fresh
+        // token; the lease-history trigger fires on it as on any claim.
+        let mut task_ids = Vec::new();
+        let mut owner = Vec::new();
+        for (w, ids) in hand_off_rounds(&ids, to).into_iter().enumerate() {
+            for id in ids {
+                task_ids.push(id);
+                owner.push(w);
             }
         }
-        for ds in &job.data_sources {
-            sqlx::query(queries::INSERT_DISCOVERY_TASK)
-                .bind(&job.id)
-                .bind(ds)
-                .bind(serde_json::json!({ "data_source_id": ds }).to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Self::bump(&mut tx, std::slice::from_ref(&job.id), false).await?;
-        let row = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
+        let workers: Vec<&str> = owner
+            .iter()
+            .map(|&w| to[w].lease.worker_id.as_str())
+            .collect();
+        let nodes: Vec<&str> = owner.iter().map(|&w| to[w].lease.node.as_str()).collect();
+        let lease_ms: Vec<i64> = owner.iter().map(|&w| to[w].lease.lease_ms).collect();
+        let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
+            "UPDATE tasks t SET state = 'RUNNING', attempts = attempts + 1, ",
+            "worker_id = ($2::TEXT[])[array_position($1::BIGINT[], t.id)], ",
+            "lease_node = ($3::TEXT[])[array_position($1::BIGINT[], t.id)], ",
+            "lease_token = gen_random_uuid()::text, lease_expires_at = ",
+            now!(),
+            " + ($4::BIGINT[])[array_position($1::BIGINT[], t.id)], last_progress_at = ",
+            now!(),
+            " WHERE t.id = ANY($1) AND t.state = 'PENDING' ",
+            "RETURNING t.id, t.job_id, t.data_source_id, t.phase, t.payload, t.attempts, t.lease_token, t.lease_expires_at"
+        ))
+        .bind(&task_ids)
+        .bind(&workers)
+        .bind(&nodes)
+        .bind(&lease_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !claimed.is_empty() {
+            // The job starts in the same transaction; it already holds this version.
+            row = sqlx::query_as::<_, JobRow>(concat!(
+                "UPDATE jobs SET started_at = COALESCE(started_at, ",
+                now!(),
+                "), state = 'RUNNING' WHERE id = $1 AND state = 'PENDING' ",
+                "RETURNING seq, id, name, definition_hash, data_sources, options, priority, state, ",
+                "created_at, started_at, finished_at, status_version"
+            ))
             .bind(&job.id)
-            .fetch_one(&mut *tx)
-            .await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(row);
+        }
         tx.commit().await?;
-        Ok(CreateOutcome::Created(row))
+        let handed = claimed
+            .into_iter()
+            .map(|t| {
+                let w = task_ids
+                    .iter()
+                    .position(|&id| id == t.id)
+                    .map_or(0, |i| owner[i]);
+                (w, t)
+            })
+            .collect();
+        Ok((CreateOutcome::Created(row), handed))
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
@@ -355,9 +443,12 @@ impl Store for PostgresStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
-        let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
-            "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
+        // One statement, one round trip: lease (`c`), then the status version (`v`,
+        // only when something was leased; `count(*)` reads all of `c` first, so every
+        // task row is locked before the counter), then the jobs (`j`, started on their
+        // first lease). Lock order tasks → counter → jobs, as everywhere.
+        Ok(sqlx::query_as(concat!(
+            "WITH c AS (UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
             "lease_token = gen_random_uuid()::text, lease_expires_at = ",
             now!(),
             " + $4, last_progress_at = ",
@@ -365,18 +456,21 @@ impl Store for PostgresStore {
             " WHERE id IN (SELECT id FROM tasks WHERE id = ANY($1) AND state = 'PENDING' AND not_before <= ",
             now!(),
             " FOR UPDATE SKIP LOCKED) AND state = 'PENDING' ",
-            "RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+            "RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at), ",
+            "v AS (UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' ",
+            "AND (SELECT count(*) FROM c) > 0 RETURNING value), ",
+            "j AS (UPDATE jobs SET status_version = v.value, started_at = COALESCE(started_at, ",
+            now!(),
+            "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
+            "FROM v WHERE jobs.id IN (SELECT job_id FROM c)) ",
+            "SELECT id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at FROM c"
         ))
         .bind(ids)
         .bind(&lease.worker_id)
         .bind(&lease.node)
         .bind(lease.lease_ms)
-        .fetch_all(&mut *tx)
-        .await?;
-        let jobs = distinct(claimed.iter().map(|c| c.job_id.clone()).collect());
-        Self::bump(&mut tx, &jobs, true).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome> {

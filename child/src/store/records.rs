@@ -96,6 +96,39 @@ pub struct LeaseSpec {
     pub lease_ms: i64,
 }
 
+/// A worker waiting in a long-poll to which a new job's first tasks may be leased in
+/// the transaction that creates them (`Store::create_job_handing_off`).
+#[derive(Debug, Clone)]
+pub struct HandOff {
+    pub lease: LeaseSpec,
+    /// Most tasks this worker takes.
+    pub max: usize,
+}
+
+/// Which of `ids` go to which of `to`: in order, one task each per round, up to each
+/// one's `max`; so several idle workers each get one before any gets a second.
+pub fn hand_off_rounds(ids: &[i64], to: &[HandOff]) -> Vec<Vec<i64>> {
+    let mut per = vec![Vec::new(); to.len()];
+    let mut next = ids.iter();
+    loop {
+        let mut gave = false;
+        for (w, h) in to.iter().enumerate() {
+            if per[w].len() < h.max {
+                match next.next() {
+                    Some(id) => {
+                        per[w].push(*id);
+                        gave = true;
+                    }
+                    None => return per,
+                }
+            }
+        }
+        if !gave {
+            return per;
+        }
+    }
+}
+
 /// A task that was just leased.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ClaimedTask {

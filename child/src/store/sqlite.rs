@@ -171,18 +171,23 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_job(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
+    async fn create_job_handing_off(
+        &self,
+        job: &NewJob,
+        to: &[HandOff],
+    ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)> {
         let mut tx = self.write.begin().await?;
         if let Some(existing) = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
             .bind(&job.id)
             .fetch_optional(&mut *tx)
             .await?
         {
-            return Ok(if existing.definition_hash == job.definition_hash {
+            let outcome = if existing.definition_hash == job.definition_hash {
                 CreateOutcome::Existing(existing)
             } else {
                 CreateOutcome::Conflict(existing)
-            });
+            };
+            return Ok((outcome, Vec::new()));
         }
         let now: i64 = sqlx::query_scalar(concat!("SELECT ", now!()))
             .fetch_one(&mut *tx)
@@ -197,22 +202,47 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        let mut ids = Vec::with_capacity(job.data_sources.len());
         for ds in &job.data_sources {
-            sqlx::query(queries::INSERT_DISCOVERY_TASK)
+            let done = sqlx::query(queries::INSERT_DISCOVERY_TASK)
                 .bind(&job.id)
                 .bind(ds)
                 .bind(serde_json::json!({ "data_source_id": ds }).to_string())
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            ids.push(done.last_insert_rowid());
         }
-        Self::bump(&mut tx, std::slice::from_ref(&job.id), false).await?;
+        let mut handed = Vec::new();
+        for (w, ids) in hand_off_rounds(&ids, to).into_iter().enumerate() {
+            if ids.is_empty() {
+                continue;
+            }
+            let lease = &to[w].lease;
+            let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
+                "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
+                "lease_token = lower(hex(randomblob(16))), lease_expires_at = ",
+                now!(),
+                " + $4, last_progress_at = ",
+                now!(),
+                " WHERE id IN (SELECT value FROM json_each($1)) AND state = 'PENDING' ",
+                "RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+            ))
+            .bind(serde_json::to_string(&ids).unwrap_or_default())
+            .bind(&lease.worker_id)
+            .bind(&lease.node)
+            .bind(lease.lease_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            handed.extend(claimed.into_iter().map(|t| (w, t)));
+        }
+        Self::bump(&mut tx, std::slice::from_ref(&job.id), !handed.is_empty()).await?;
         let row = sqlx::query_as::<_, JobRow>(queries::SELECT_JOB)
             .bind(&job.id)
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(CreateOutcome::Created(row))
+        Ok((CreateOutcome::Created(row), handed))
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
