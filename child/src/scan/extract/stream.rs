@@ -176,6 +176,25 @@ mod tests {
         assert_eq!(lines, ["lines:1000,2000,3000,4000,5000"]);
     }
 
+    /// Invalid UTF-8 takes the lossy path (the valid path borrows); both count alike.
+    #[test]
+    fn invalid_bytes_do_not_move_matches() {
+        let block = 2 * OVERLAP_BYTES;
+        let mut bytes = b"x\xff\xfe bad bytes\n".repeat(block / 10);
+        bytes.extend_from_slice(b"mail a@example.com\n");
+        bytes.extend_from_slice(&b"\xff\n".repeat(block));
+        let cs = built_in();
+        let mut s = TextScanner::new(&cs, 1);
+        let mut r = bytes.as_slice();
+        scan_reader(&mut r, &mut s, block, &AtomicBool::new(false)).unwrap();
+        let found: Vec<(String, i64)> = s
+            .finish()
+            .into_iter()
+            .map(|f| (f.classifier, f.count))
+            .collect();
+        assert_eq!(found, [("email".to_owned(), 1)]);
+    }
+
     #[test]
     fn multibyte_text_is_not_split() {
         let block = 2 * OVERLAP_BYTES;
