@@ -20,6 +20,28 @@ macro_rules! now {
     };
 }
 
+/// Leases tasks ($1 their ids as JSON, then worker, node, lease length in ms) with a
+/// fresh token; the caller adds its `WHERE` and [`leased_columns!`]. One statement for
+/// a claim and for a hand-off at creation, so that both leases are the same.
+macro_rules! lease_tasks {
+    () => {
+        concat!(
+            "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
+            "lease_token = lower(hex(randomblob(16))), lease_expires_at = ",
+            now!(),
+            " + $4, last_progress_at = ",
+            now!()
+        )
+    };
+}
+
+/// What a leasing statement returns: the columns of a `ClaimedTask`.
+macro_rules! leased_columns {
+    () => {
+        " RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+    };
+}
+
 /// Clears a task's lease columns.
 macro_rules! no_lease {
     () => {
@@ -220,13 +242,9 @@ impl Store for SqliteStore {
             }
             let lease = &to[w].lease;
             let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
-                "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
-                "lease_token = lower(hex(randomblob(16))), lease_expires_at = ",
-                now!(),
-                " + $4, last_progress_at = ",
-                now!(),
-                " WHERE id IN (SELECT value FROM json_each($1)) AND state = 'PENDING' ",
-                "RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+                lease_tasks!(),
+                " WHERE id IN (SELECT value FROM json_each($1)) AND state = 'PENDING'",
+                leased_columns!()
             ))
             .bind(serde_json::to_string(&ids).unwrap_or_default())
             .bind(&lease.worker_id)
@@ -402,15 +420,11 @@ impl Store for SqliteStore {
         }
         let mut tx = self.write.begin().await?;
         let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
-            "UPDATE tasks SET state = 'RUNNING', attempts = attempts + 1, worker_id = $2, lease_node = $3, ",
-            "lease_token = lower(hex(randomblob(16))), lease_expires_at = ",
-            now!(),
-            " + $4, last_progress_at = ",
-            now!(),
+            lease_tasks!(),
             // `+state`: look tasks up by id; an index on state would scan every pending task.
             " WHERE id IN (SELECT value FROM json_each($1)) AND +state = 'PENDING' AND not_before <= ",
             now!(),
-            " RETURNING id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at"
+            leased_columns!()
         ))
         .bind(serde_json::to_string(ids).unwrap_or_default())
         .bind(&lease.worker_id)

@@ -72,11 +72,11 @@ impl<'a> TextScanner<'a> {
     /// Scans `window` but counts only matches starting in `counted`; `first_line` is
     /// the line number at the window's first byte.
     ///
-    /// Built-in classifiers run only on the lines where their trigger matched (one
-    /// pass of the trigger automaton over the window, `triggers.rs`), each line on its
-    /// own. Patterns never cross a newline and context checks read the match's own
-    /// line, so a line is classified exactly as in place. Custom classifiers, which
-    /// the triggers know nothing about, see the whole window.
+    /// Built-in classifiers run only on the candidate lines that can concern them
+    /// (one trigger pass over the window, `triggers.rs`), those lines copied into one
+    /// buffer per classifier. Patterns never cross a newline and context checks read
+    /// the match's own line, so a line is classified exactly as in place. Custom
+    /// classifiers, which the triggers know nothing about, see the whole window.
     pub fn scan_window(&mut self, window: &str, counted: Range<usize>, first_line: u64) {
         if self.built_in.iter().any(Option::is_some) {
             let mut lines = std::mem::take(&mut self.lines);
