@@ -738,3 +738,73 @@ async fn a_job_started_on_a_replica_hands_its_first_tasks_to_the_long_polls_wait
     mesh.assert_leases_never_overlapped().await;
     a.signal("TERM");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_started_on_another_replica_is_announced_and_taken_by_the_long_polls_waiting_here() {
+    let _serial = SERIAL.lock().await;
+    let url = pg::fresh_database().await;
+    let mesh = mesh_on(
+        url,
+        |_| {
+            "  - id: s1\n    kind: synthetic\n    objects: 0\n  - id: s2\n    kind: synthetic\n    objects: 0\n"
+                .into()
+        },
+        "",
+    )
+    .await;
+    let a = mesh.orchestrator("orch-a").await;
+    let b = mesh.orchestrator("orch-b").await;
+    // Two idle workers wait on replica a; the job starts on replica b, where no one
+    // waits, so b announces its two pending tasks and a's long-polls take them.
+    let mut polls = Vec::new();
+    for n in 1..=2 {
+        let w = FakeWorker::new(&a.base, &format!("fake-{n}"));
+        polls.push(tokio::spawn(async move { (w.get_task(1, 5).await, w) }));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let job = start_job(&b.base, &["s1", "s2"]).await;
+    let mut ids = Vec::new();
+    for p in polls {
+        let ((status, body), w) = p.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        let tasks = body["tasks"].as_array().unwrap();
+        assert_eq!(tasks.len(), 1, "{body}");
+        assert_eq!(tasks[0]["job_id"], job.as_str());
+        let id = tasks[0]["task_id"].as_i64().unwrap();
+        let holder: String = sqlx::query_scalar(
+            "SELECT worker_id FROM lease_history WHERE task_id = $1 AND ended_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mesh.db)
+        .await
+        .unwrap();
+        assert_eq!(holder, w.id);
+        let (status, body) = w
+            .post(
+                "/complete_task",
+                json!({ "completions": [{ "task_id": id, "lease_token": tasks[0]["lease_token"] }] }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1]);
+    // Through the announcement, not a poll: replica a handed both off.
+    let metrics = reqwest::get(format!("{}/metrics", a.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("meridian_tasks_handed_off_total") && l.ends_with(" 2")),
+        "{metrics}"
+    );
+    let done = wait_for(&a.base, &job, Duration::from_secs(30), terminal).await;
+    assert_eq!(done["state"], "COMPLETED", "{done}");
+    mesh.assert_leases_never_overlapped().await;
+    a.signal("TERM");
+    b.signal("TERM");
+}

@@ -233,8 +233,68 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
     assert_eq!(store.overlapping_leases().await.unwrap(), 0);
 }
 
+/// A job's pending tasks handed to the long-polls of another replica (after its
+/// announcement): one task each per round, lowest id first, ordinary leases with a
+/// history row each, the job started; tasks someone already holds are skipped, and with
+/// nothing left pending nothing is leased.
+async fn pending_tasks_handed_to_announced_waiters(backend: Backend) {
+    let (store, _dir) = open(backend).await;
+    let job = NewJob {
+        id: "j1".into(),
+        name: "j1".into(),
+        definition_hash: "h".into(),
+        data_sources: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+        options: r#"{"ocr":false}"#.into(),
+        priority: 1,
+    };
+    let CreateOutcome::Created(row) = store.create_job(&job).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!(row.state, "PENDING");
+    let ids = store.pending_task_ids("j1", 0, 10).await.unwrap();
+    assert_eq!(ids.len(), 4);
+    // Someone else already holds the lowest.
+    let taken = store
+        .claim(&ids[..1], &spec("other", 60_000))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let to = [
+        HandOff {
+            lease: spec("w1", 60_000),
+            max: 2,
+        },
+        HandOff {
+            lease: spec("w2", 60_000),
+            max: 2,
+        },
+    ];
+    let (options, handed) = store.hand_off_pending("j1", &to).await.unwrap();
+    assert_eq!(options, job.options);
+    let mut got: Vec<(usize, i64)> = handed.iter().map(|(w, t)| (*w, t.id)).collect();
+    got.sort_by_key(|g| g.1);
+    assert_eq!(got, [(0, ids[1]), (1, ids[2]), (0, ids[3])]);
+    for (w, t) in &handed {
+        assert_eq!(t.job_id, "j1");
+        assert_eq!(t.phase, "DISCOVERY");
+        assert_eq!(t.attempts, 1);
+        let h = store.lease_history(t.id).await.unwrap();
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h[0].lease_token, t.lease_token);
+        assert_eq!(h[0].worker_id.as_deref(), Some(["w1", "w2"][*w]));
+    }
+    let started = store.job("j1").await.unwrap().unwrap();
+    assert_eq!(started.state, "RUNNING");
+    assert!(started.status_version > row.status_version);
+    let (options, none) = store.hand_off_pending("j1", &to).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(options, "");
+    assert_eq!(store.overlapping_leases().await.unwrap(), 0);
+}
+
 on_both!(
     every_lease_leaves_one_closed_row,
     handed_back_leases_are_closed,
-    leases_handed_off_at_creation_are_fenced_and_recorded
+    leases_handed_off_at_creation_are_fenced_and_recorded,
+    pending_tasks_handed_to_announced_waiters
 );

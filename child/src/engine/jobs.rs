@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::app::App;
 use crate::scan::{classify, sensitivity};
-use crate::store::{CreateOutcome, JobRow, NewJob, StoreError};
+use crate::store::{CreateOutcome, JobCounts, JobRow, NewJob, StoreError};
 
 /// Why a job operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -177,21 +177,31 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
     };
     // In `--mode orchestrator` the job's first tasks go straight to workers waiting in
     // a long-poll on this replica, in the creating transaction.
-    let outcome = match app.remote.get() {
+    let (outcome, handed) = match app.remote.get() {
         Some(remote) => remote.create_job(new).await?,
-        None => app.store.create_job(&new).await?,
+        None => (app.store.create_job(&new).await?, 0),
     };
-    let (row, created) = match outcome {
-        CreateOutcome::Created(row) => (row, true),
-        CreateOutcome::Existing(row) => (row, false),
+    let row = match outcome {
+        CreateOutcome::Created(row) => row,
+        CreateOutcome::Existing(row) => return Ok((status_of(app, row).await?, false)),
         CreateOutcome::Conflict(_) => return Err(JobError::Conflict(id)),
     };
-    if created {
-        tracing::info!(job.id = %row.id, name = %row.name, "job {} created over {}", row.id, req.data_sources.join(", "));
-        metrics::counter!("meridian_jobs_created_total").increment(1);
-        app.wake.jobs_changed();
-    }
-    Ok((status_of(app, row).await?, created))
+    tracing::info!(job.id = %row.id, name = %row.name, "job {} created over {}", row.id, req.data_sources.join(", "));
+    metrics::counter!("meridian_jobs_created_total").increment(1);
+    app.wake.jobs_changed();
+    // The status as of the creating commit needs no query: one DISCOVERY task per data
+    // source, those handed off running, nothing discovered yet. (Counting would put
+    // eight statements between a new job and the workers just handed its tasks.)
+    let pending = req.data_sources.len() as i64 - handed;
+    let counts = JobCounts {
+        tasks: [("PENDING", pending), ("RUNNING", handed)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(state, n)| ("DISCOVERY".to_owned(), state.to_owned(), n))
+            .collect(),
+        ..JobCounts::default()
+    };
+    Ok((status_from(app, row, counts), true))
 }
 
 /// The status of one job.
@@ -262,9 +272,12 @@ pub fn summary(row: &JobRow) -> JobSummary {
 
 /// Assembles a job's status from its row and counts.
 pub async fn status_of(app: &App, row: JobRow) -> Result<JobStatus, StoreError> {
-    let cfg = app.cfg();
-    let stalled_ms = (cfg.orchestrator.stalled_task_seconds * 1000) as i64;
+    let stalled_ms = (app.cfg().orchestrator.stalled_task_seconds * 1000) as i64;
     let counts = app.store.job_counts(&row.id, stalled_ms).await?;
+    Ok(status_from(app, row, counts))
+}
+
+fn status_from(app: &App, row: JobRow, counts: JobCounts) -> JobStatus {
     let mut tasks = TaskCounts::default();
     for (phase, state, n) in &counts.tasks {
         tasks.total += n;
@@ -299,7 +312,7 @@ pub async fn status_of(app: &App, row: JobRow) -> Result<JobStatus, StoreError> 
             &counts.objects_with_findings,
         ),
     };
-    Ok(JobStatus {
+    JobStatus {
         job_id: row.id.clone(),
         name: row.name.clone(),
         state: row.job_state(),
@@ -315,5 +328,5 @@ pub async fn status_of(app: &App, row: JobRow) -> Result<JobStatus, StoreError> 
         findings,
         stalled_tasks: counts.stalled_tasks,
         back_pressure: app.backpressure.active(),
-    })
+    }
 }

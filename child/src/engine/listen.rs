@@ -1,8 +1,11 @@
 //! `LISTEN meridian_tasks` (PostgreSQL): a trigger notifies when a transaction
 //! inserted tasks on any replica (migration 0003); this loop turns each notification
 //! into a local wake-up, so that a worker long-polling this replica gets a task another
-//! replica created without waiting for a poll. Notifications sent while the connection
-//! is down are lost; the long-poll's own poll fallback covers them.
+//! replica created without waiting for a poll. A new job whose tasks its creating
+//! replica could not all hand off is also announced on `meridian_jobs` with its id and
+//! pending count: long-polls waiting here take those tasks at once, in one statement
+//! (`RemoteWorkers::take_announced`). Notifications sent while the connection is down
+//! are lost; the long-poll's own poll fallback covers them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::store::JOBS_CHANNEL;
 
 pub const CHANNEL: &str = "meridian_tasks";
 
@@ -41,14 +45,35 @@ pub async fn run(app: Arc<App>, url: String, stop: CancellationToken) {
 /// One connection: listens until it fails.
 async fn session(app: &App, url: &str, failures: &mut u32) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, JOBS_CHANNEL]).await?;
     // Anything created while we were not listening: look once.
     app.wake.jobs_changed();
     loop {
-        listener.recv().await?;
+        let note = listener.recv().await?;
         *failures = 0;
         metrics::counter!("meridian_task_notifications_total").increment(1);
+        if note.channel() == JOBS_CHANNEL {
+            if let (Some(remote), Some((job, pending))) =
+                (app.remote.get(), announced(note.payload()))
+            {
+                // Off the queue now, before the tasks notification that follows rings
+                // the bell; the claim in a task of its own, so that the listener never
+                // waits on the database.
+                let waiters = remote.take_waiters(pending);
+                if !waiters.is_empty() {
+                    let (remote, job) = (remote.clone(), job.to_owned());
+                    tokio::spawn(async move { remote.take_announced(&job, waiters).await });
+                }
+            }
+            continue;
+        }
         // A new job or new tasks: re-read active jobs and wake the long-polls.
         app.wake.jobs_changed();
     }
+}
+
+/// `<job id> <pending count>`, as `CREATE_JOB` announces it.
+fn announced(payload: &str) -> Option<(&str, usize)> {
+    let (job, pending) = payload.split_once(' ')?;
+    Some((job, pending.parse().ok()?))
 }

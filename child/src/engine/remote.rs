@@ -33,7 +33,9 @@ use crate::app::App;
 use crate::engine::assigner::{Assigner, work_packet};
 use crate::engine::reports::{self, FailureKind};
 use crate::protocol::token::Verifier;
-use crate::store::{CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult};
+use crate::store::{
+    ClaimedTask, CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult,
+};
 
 /// How often a waiting `get_task` asks the database even without a wake-up.
 pub const POLL_FALLBACK: Duration = Duration::from_millis(500);
@@ -47,8 +49,9 @@ struct Seen {
     tasks: Vec<i64>,
 }
 
-/// A long-poll waiting for work, offered to jobs started on this replica.
-struct Waiter {
+/// A long-poll waiting for work, offered to jobs started on this replica and to jobs
+/// other replicas announce.
+pub struct Waiter {
     key: u64,
     /// When its long-poll began: a waiter re-queues after each poll fallback, and
     /// the longest-waiting long-poll goes first whatever its place in the queue.
@@ -222,41 +225,62 @@ impl RemoteWorkers {
     /// after the commit. Nothing is handed off while draining or under back-pressure.
     ///
     /// Runs as a task of its own, so that a `start_job` whose client goes away cannot
-    /// stop it between the commit and the answers.
-    pub async fn create_job(self: &Arc<Self>, job: NewJob) -> StoreResult<CreateOutcome> {
+    /// stop it between the commit and the answers. Also returns how many tasks were
+    /// handed off.
+    pub async fn create_job(self: &Arc<Self>, job: NewJob) -> StoreResult<(CreateOutcome, i64)> {
         let me = self.clone();
         tokio::spawn(async move { me.create_job_here(&job).await })
             .await
             .map_err(|e| StoreError::Internal(format!("job creation task: {e}")))?
     }
 
-    async fn create_job_here(&self, job: &NewJob) -> StoreResult<CreateOutcome> {
-        let waiters: Vec<Waiter> =
-            if self.app.draining.load(Ordering::Relaxed) || self.app.backpressure.active() {
-                Vec::new()
-            } else {
-                let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
-                waiting.retain(|w| !w.reply.is_closed());
-                let n = job.data_sources.len().min(waiting.len());
-                waiting.make_contiguous().sort_by_key(|w| w.since);
-                waiting.drain(..n).collect()
-            };
+    async fn create_job_here(&self, job: &NewJob) -> StoreResult<(CreateOutcome, i64)> {
+        let waiters = self.take_waiters(job.data_sources.len());
         if waiters.is_empty() {
-            return self.app.store.create_job(job).await;
+            return Ok((self.app.store.create_job(job).await?, 0));
         }
-        let to: Vec<HandOff> = waiters
-            .iter()
-            .map(|w| HandOff {
-                lease: w.lease.clone(),
-                max: w.max,
-            })
-            .collect();
+        let to = hand_offs(&waiters);
         // On an error the waiters are dropped with their senders: they look again.
         let (outcome, handed) = self.app.store.create_job_handing_off(job, &to).await?;
+        let count = handed.len() as i64;
+        self.answer(waiters, handed, &job.options).await;
+        Ok((outcome, count))
+    }
+
+    /// Another replica created job `job_id` with tasks it could not hand off itself (its
+    /// `LISTEN` announcement): `waiters`, taken off the queue here, lease them in one
+    /// statement, longest-waiting first, rather than each refreshing its view of every
+    /// job first. Fair sharing is not bypassed in any way that matters: these workers
+    /// were idle, so no other job had tasks for them at their last look.
+    pub async fn take_announced(&self, job_id: &str, waiters: Vec<Waiter>) {
+        let to = hand_offs(&waiters);
+        match self.app.store.hand_off_pending(job_id, &to).await {
+            Ok((options, handed)) => self.answer(waiters, handed, &options).await,
+            // The waiters are dropped with their senders: they look again.
+            Err(e) => tracing::warn!("job {job_id}: announced tasks not taken ({e})"),
+        }
+    }
+
+    /// Up to `n` waiting long-polls, longest-waiting first, off the queue; none while
+    /// draining or under back-pressure.
+    pub fn take_waiters(&self, n: usize) -> Vec<Waiter> {
+        if self.app.draining.load(Ordering::Relaxed) || self.app.backpressure.active() {
+            return Vec::new();
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|w| !w.reply.is_closed());
+        let n = n.min(waiting.len());
+        waiting.make_contiguous().sort_by_key(|w| w.since);
+        waiting.drain(..n).collect()
+    }
+
+    /// Answers each waiter with the tasks leased to it (possibly none: it looks again);
+    /// a lease whose long-poll has gone is handed back at once.
+    async fn answer(&self, waiters: Vec<Waiter>, handed: Vec<(usize, ClaimedTask)>, options: &str) {
         metrics::counter!("meridian_tasks_claimed_total").increment(handed.len() as u64);
         metrics::counter!("meridian_tasks_handed_off_total").increment(handed.len() as u64);
         let cfg = self.app.cfg();
-        let options: JobOptions = serde_json::from_str(&job.options).unwrap_or_default();
+        let options: JobOptions = serde_json::from_str(options).unwrap_or_default();
         let mut per: Vec<Vec<WorkPacket>> = waiters.iter().map(|_| Vec::new()).collect();
         for (i, task) in handed {
             if let Some(p) = per.get_mut(i) {
@@ -270,7 +294,6 @@ impl RemoteWorkers {
                 Err(lost) => self.hand_back(lost).await,
             }
         }
-        Ok(outcome)
     }
 
     /// Leases whose long-poll went away before its answer: back to `PENDING` now
@@ -334,6 +357,16 @@ impl RemoteWorkers {
             })
             .collect()
     }
+}
+
+fn hand_offs(waiters: &[Waiter]) -> Vec<HandOff> {
+    waiters
+        .iter()
+        .map(|w| HandOff {
+            lease: w.lease.clone(),
+            max: w.max,
+        })
+        .collect()
 }
 
 /// Relays the assigner's wake-ups (new tasks created on this replica) to waiting

@@ -34,29 +34,74 @@ macro_rules! bump_counter {
     };
 }
 
+/// The channel announcing new jobs with pending tasks (see `engine::listen`).
+macro_rules! jobs_channel {
+    () => {
+        "meridian_jobs"
+    };
+}
+pub const JOBS_CHANNEL: &str = jobs_channel!();
+
 /// Creates a job, with the next status version, and its `DISCOVERY` tasks in one
 /// statement; no row when the id exists. The counter is taken first: the job and task
 /// rows are new, so no one else can hold them.
+///
+/// Tasks handed off at creation are inserted already leased: `$9..$11` give, per data
+/// source (by position), the worker, lease node and lease length, or NULL to leave the
+/// task `PENDING` (empty arrays: none handed off). The job then starts at once (`$12`).
+/// The `lease_history` rows come from the insert trigger of migration 0004, as every
+/// lease's does.
 const CREATE_JOB: &str = concat!(
     "WITH v AS (",
     bump_counter!(),
     "), j AS (INSERT INTO jobs (id, name, definition_hash, data_sources, options, priority, ",
-    "state, created_at, status_version) SELECT $1, $2, $3, $4, $5, $6, 'PENDING', ",
+    "state, created_at, started_at, status_version) SELECT $1, $2, $3, $4, $5, $6, ",
+    "CASE WHEN $12 THEN 'RUNNING' ELSE 'PENDING' END, n.ms, CASE WHEN $12 THEN n.ms END, v.value ",
+    "FROM v, (SELECT ",
     now!(),
-    ", v.value FROM v ON CONFLICT DO NOTHING RETURNING seq, id, name, definition_hash, ",
+    " AS ms) n ON CONFLICT DO NOTHING RETURNING seq, id, name, definition_hash, ",
     "data_sources, options, priority, state, created_at, started_at, finished_at, status_version), ",
-    "t AS (INSERT INTO tasks (job_id, data_source_id, phase, payload, state, created_at) ",
-    "SELECT j.id, u.ds, 'DISCOVERY', u.payload, 'PENDING', j.created_at ",
-    "FROM j, unnest($7::TEXT[], $8::TEXT[]) WITH ORDINALITY AS u(ds, payload, n) ORDER BY u.n RETURNING id) ",
-    "SELECT j.*, ARRAY(SELECT id FROM t ORDER BY id) AS task_ids FROM j"
+    "t AS (INSERT INTO tasks (job_id, data_source_id, phase, payload, state, created_at, ",
+    "attempts, worker_id, lease_node, lease_token, lease_expires_at, last_progress_at) ",
+    "SELECT j.id, u.ds, 'DISCOVERY', u.payload, ",
+    "CASE WHEN u.worker IS NULL THEN 'PENDING' ELSE 'RUNNING' END, j.created_at, ",
+    "CASE WHEN u.worker IS NULL THEN 0 ELSE 1 END, u.worker, u.node, ",
+    "CASE WHEN u.worker IS NOT NULL THEN gen_random_uuid()::text END, ",
+    "j.created_at + u.lease_ms, CASE WHEN u.worker IS NOT NULL THEN j.created_at END ",
+    "FROM j, unnest($7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[], $11::BIGINT[]) ",
+    "WITH ORDINALITY AS u(ds, payload, worker, node, lease_ms, n) WHERE u.ds IS NOT NULL ",
+    "ORDER BY u.n RETURNING id, data_source_id, worker_id, lease_token, lease_expires_at, created_at), ",
+    "h AS (INSERT INTO lease_history (task_id, lease_token, worker_id, leased_at) ",
+    "SELECT id, lease_token, worker_id, created_at FROM t WHERE lease_token IS NOT NULL) ",
+    "SELECT j.*, ",
+    "ARRAY(SELECT data_source_id FROM t WHERE lease_token IS NOT NULL ORDER BY id) AS handed_sources, ",
+    "ARRAY(SELECT id FROM t WHERE lease_token IS NOT NULL ORDER BY id) AS handed_ids, ",
+    "ARRAY(SELECT lease_token FROM t WHERE lease_token IS NOT NULL ORDER BY id) AS handed_tokens, ",
+    "ARRAY(SELECT lease_expires_at FROM t WHERE lease_token IS NOT NULL ORDER BY id) AS handed_expiry, ",
+    "CASE WHEN EXISTS (SELECT 1 FROM t WHERE lease_token IS NULL) THEN pg_notify('",
+    jobs_channel!(),
+    "', j.id || ' ' || (SELECT count(*) FROM t WHERE lease_token IS NULL)) END AS announced ",
+    "FROM j"
 );
+
+/// A task `hand_off_pending` leased: which slot it filled, and its job's options.
+#[derive(sqlx::FromRow)]
+struct HandedRow {
+    #[sqlx(flatten)]
+    task: ClaimedTask,
+    slot: i64,
+    options: Option<String>,
+}
 
 /// What `CREATE_JOB` returns.
 #[derive(sqlx::FromRow)]
 struct CreatedRow {
     #[sqlx(flatten)]
     job: JobRow,
-    task_ids: Vec<i64>,
+    handed_sources: Vec<String>,
+    handed_ids: Vec<i64>,
+    handed_tokens: Vec<String>,
+    handed_expiry: Vec<i64>,
 }
 
 /// Cancels a job's pending tasks (on cancel, and for tasks made pending after it).
@@ -77,8 +122,13 @@ impl PostgresStore {
     /// replicas starting together migrate once).
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
+        // No ping before each acquire: it is a round trip in front of every statement
+        // (≈ 0.2 ms here, on the first-task path twice). A connection that died idle
+        // fails its next statement instead, which surfaces as `Unavailable` (503, or a
+        // retry in the loops) once, and the pool drops it.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
@@ -191,12 +241,28 @@ impl Store for PostgresStore {
             .iter()
             .map(|ds| serde_json::json!({ "data_source_id": ds }).to_string())
             .collect();
-        // One statement creates the job with its status version and its tasks. With no
-        // one to hand off to it runs on its own (one round trip, one commit); otherwise
-        // in a transaction with the hand-off claim. A concurrent create of the same id
-        // waits here for the other's commit, then inserts nothing (the version it took
-        // is a gap, which delta polls tolerate).
-        let create = sqlx::query_as::<_, CreatedRow>(CREATE_JOB)
+        // Which waiter takes the task of each data source (by position), if any.
+        let positions: Vec<i64> = (0..job.data_sources.len() as i64).collect();
+        let mut owner: Vec<Option<usize>> = vec![None; positions.len()];
+        for (w, taken) in hand_off_rounds(&positions, to).into_iter().enumerate() {
+            for p in taken {
+                owner[p as usize] = Some(w);
+            }
+        }
+        let handing = owner.iter().any(Option::is_some);
+        let lease = |f: fn(&LeaseSpec) -> &str| -> Vec<Option<&str>> {
+            owner.iter().map(|w| w.map(|w| f(&to[w].lease))).collect()
+        };
+        let workers = lease(|l| l.worker_id.as_str());
+        let nodes = lease(|l| l.node.as_str());
+        let lease_ms: Vec<Option<i64>> = owner
+            .iter()
+            .map(|w| w.map(|w| to[w].lease.lease_ms))
+            .collect();
+        // One statement, one round trip, one commit: the job, its tasks and any hand-off.
+        // A concurrent create of the same id waits here for the other's commit, then
+        // inserts nothing (the version it took is a gap, which delta polls tolerate).
+        let created = sqlx::query_as::<_, CreatedRow>(CREATE_JOB)
             .bind(&job.id)
             .bind(&job.name)
             .bind(&job.definition_hash)
@@ -204,88 +270,43 @@ impl Store for PostgresStore {
             .bind(&job.options)
             .bind(job.priority)
             .bind(&job.data_sources)
-            .bind(&payloads);
-        let existing = |row: JobRow| {
-            if row.definition_hash == job.definition_hash {
+            .bind(&payloads)
+            .bind(&workers)
+            .bind(&nodes)
+            .bind(&lease_ms)
+            .bind(handing)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(created) = created else {
+            let row = self.existing_job(&job.id).await?;
+            let outcome = if row.definition_hash == job.definition_hash {
                 CreateOutcome::Existing(row)
             } else {
                 CreateOutcome::Conflict(row)
-            }
-        };
-        if to.is_empty() {
-            return match create.fetch_optional(&self.pool).await? {
-                Some(created) => Ok((CreateOutcome::Created(created.job), Vec::new())),
-                None => Ok((existing(self.existing_job(&job.id).await?), Vec::new())),
             };
-        }
-        let mut tx = self.pool.begin().await?;
-        let Some(created) = create.fetch_optional(&mut *tx).await? else {
-            drop(tx);
-            return Ok((existing(self.existing_job(&job.id).await?), Vec::new()));
+            return Ok((outcome, Vec::new()));
         };
-        let mut row = created.job;
-        let mut ids = created.task_ids;
-        ids.sort_unstable();
-        // Waiting workers take one task each per round up to what each asked for. One
-        // statement leases them all (arrays matched by position), each with a fresh
-        // token; the lease-history trigger fires on it as on any claim.
-        let mut task_ids = Vec::new();
-        let mut owner = Vec::new();
-        for (w, ids) in hand_off_rounds(&ids, to).into_iter().enumerate() {
-            for id in ids {
-                task_ids.push(id);
-                owner.push(w);
-            }
-        }
-        let workers: Vec<&str> = owner
-            .iter()
-            .map(|&w| to[w].lease.worker_id.as_str())
-            .collect();
-        let nodes: Vec<&str> = owner.iter().map(|&w| to[w].lease.node.as_str()).collect();
-        let lease_ms: Vec<i64> = owner.iter().map(|&w| to[w].lease.lease_ms).collect();
-        let claimed: Vec<ClaimedTask> = sqlx::query_as(concat!(
-            "UPDATE tasks t SET state = 'RUNNING', attempts = attempts + 1, ",
-            "worker_id = ($2::TEXT[])[array_position($1::BIGINT[], t.id)], ",
-            "lease_node = ($3::TEXT[])[array_position($1::BIGINT[], t.id)], ",
-            "lease_token = gen_random_uuid()::text, lease_expires_at = ",
-            now!(),
-            " + ($4::BIGINT[])[array_position($1::BIGINT[], t.id)], last_progress_at = ",
-            now!(),
-            " WHERE t.id = ANY($1) AND t.state = 'PENDING' ",
-            "RETURNING t.id, t.job_id, t.data_source_id, t.phase, t.payload, t.attempts, t.lease_token, t.lease_expires_at"
-        ))
-        .bind(&task_ids)
-        .bind(&workers)
-        .bind(&nodes)
-        .bind(&lease_ms)
-        .fetch_all(&mut *tx)
-        .await?;
-        if !claimed.is_empty() {
-            // The job starts in the same transaction; it already holds this version.
-            row = sqlx::query_as::<_, JobRow>(concat!(
-                "UPDATE jobs SET started_at = COALESCE(started_at, ",
-                now!(),
-                "), state = 'RUNNING' WHERE id = $1 AND state = 'PENDING' ",
-                "RETURNING seq, id, name, definition_hash, data_sources, options, priority, state, ",
-                "created_at, started_at, finished_at, status_version"
-            ))
-            .bind(&job.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(row);
-        }
-        tx.commit().await?;
-        let handed = claimed
+        let handed = created
+            .handed_sources
             .into_iter()
-            .map(|t| {
-                let w = task_ids
-                    .iter()
-                    .position(|&id| id == t.id)
-                    .map_or(0, |i| owner[i]);
-                (w, t)
+            .zip(created.handed_ids)
+            .zip(created.handed_tokens.into_iter().zip(created.handed_expiry))
+            .filter_map(|((ds, id), (lease_token, lease_expires_at))| {
+                let at = job.data_sources.iter().position(|d| *d == ds)?;
+                let task = ClaimedTask {
+                    id,
+                    job_id: job.id.clone(),
+                    payload: payloads[at].clone(),
+                    data_source_id: ds,
+                    phase: "DISCOVERY".into(),
+                    attempts: 1,
+                    lease_token,
+                    lease_expires_at,
+                };
+                Some((owner[at]?, task))
             })
             .collect();
-        Ok((CreateOutcome::Created(row), handed))
+        Ok((CreateOutcome::Created(created.job), handed))
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
@@ -471,6 +492,68 @@ impl Store for PostgresStore {
         .bind(lease.lease_ms)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn hand_off_pending(
+        &self,
+        job_id: &str,
+        to: &[HandOff],
+    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
+        // Slot k (the k-th pending task, lowest id first) goes to waiter owner[k].
+        let slots: Vec<i64> = (0..to.iter().map(|h| h.max).sum::<usize>() as i64).collect();
+        let mut owner = vec![0usize; slots.len()];
+        for (w, taken) in hand_off_rounds(&slots, to).into_iter().enumerate() {
+            for k in taken {
+                owner[k as usize] = w;
+            }
+        }
+        let workers: Vec<&str> = owner
+            .iter()
+            .map(|&w| to[w].lease.worker_id.as_str())
+            .collect();
+        let nodes: Vec<&str> = owner.iter().map(|&w| to[w].lease.node.as_str()).collect();
+        let lease_ms: Vec<i64> = owner.iter().map(|&w| to[w].lease.lease_ms).collect();
+        // One statement: pick (`p`, numbered), lease (`c`), then the status version and
+        // the job's start as in `claim` (same lock order: tasks → counter → jobs).
+        let rows: Vec<HandedRow> = sqlx::query_as(concat!(
+            "WITH p AS (SELECT id, row_number() OVER (ORDER BY id) AS slot FROM (",
+            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
+            now!(),
+            " ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) s), ",
+            "c AS (UPDATE tasks t SET state = 'RUNNING', attempts = attempts + 1, ",
+            "worker_id = ($2::TEXT[])[p.slot], lease_node = ($3::TEXT[])[p.slot], ",
+            "lease_token = gen_random_uuid()::text, lease_expires_at = ",
+            now!(),
+            " + ($4::BIGINT[])[p.slot], last_progress_at = ",
+            now!(),
+            " FROM p WHERE t.id = p.id AND t.state = 'PENDING' ",
+            "RETURNING t.id, t.job_id, t.data_source_id, t.phase, t.payload, t.attempts, ",
+            "t.lease_token, t.lease_expires_at, p.slot), ",
+            "v AS (UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' ",
+            "AND (SELECT count(*) FROM c) > 0 RETURNING value), ",
+            "j AS (UPDATE jobs SET status_version = v.value, started_at = COALESCE(started_at, ",
+            now!(),
+            "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
+            "FROM v WHERE jobs.id = $1 RETURNING jobs.options) ",
+            "SELECT c.*, (SELECT options FROM j) AS options FROM c"
+        ))
+        .bind(job_id)
+        .bind(&workers)
+        .bind(&nodes)
+        .bind(&lease_ms)
+        .bind(slots.len() as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let options = rows
+            .first()
+            .and_then(|r| r.options.clone())
+            .unwrap_or_default();
+        Ok((
+            options,
+            rows.into_iter()
+                .filter_map(|r| Some((*owner.get(usize::try_from(r.slot - 1).ok()?)?, r.task)))
+                .collect(),
+        ))
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome> {
