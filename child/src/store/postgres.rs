@@ -49,8 +49,12 @@ pub const JOBS_CHANNEL: &str = jobs_channel!();
 /// Tasks handed off at creation are inserted already leased: `$9..$11` give, per data
 /// source (by position), the worker, lease node and lease length, or NULL to leave the
 /// task `PENDING` (empty arrays: none handed off). The job then starts at once (`$12`).
-/// The `lease_history` rows come from the insert trigger of migration 0004, as every
-/// lease's does.
+/// The lease-history trigger fires on updates only, so this statement, the only one
+/// that inserts leased tasks, writes their history rows itself (`h`).
+///
+/// Tasks left pending are announced on the jobs channel (`<job id> <count>`, delivered
+/// at commit), so that long-polls on other replicas take them in one statement
+/// ([`Store::hand_off_pending`]); the tasks trigger's plain notification follows.
 const CREATE_JOB: &str = concat!(
     "WITH v AS (",
     bump_counter!(),
