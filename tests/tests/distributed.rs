@@ -68,9 +68,14 @@ fn corpus_source(c: &Corpus) -> String {
 
 impl Mesh {
     async fn orchestrator(&self, name: &str) -> SiteProcess {
+        self.orchestrator_with(name, &[]).await
+    }
+
+    async fn orchestrator_with(&self, name: &str, env: &[(&str, &str)]) -> SiteProcess {
         let log = self.dir.path().join(format!("{name}.log"));
-        let node = ("MERIDIAN_NODE__ID", name);
-        SiteProcess::start_orchestrator(&self.config, free_port(), &log, &[KEY_ENV, node]).await
+        let mut all = vec![KEY_ENV, ("MERIDIAN_NODE__ID", name)];
+        all.extend_from_slice(env);
+        SiteProcess::start_orchestrator(&self.config, free_port(), &log, &all).await
     }
 
     fn worker(&self, name: &str, orchestrator: &SiteProcess) -> SiteProcess {
@@ -807,4 +812,63 @@ async fn a_job_started_on_another_replica_is_announced_and_taken_by_the_long_pol
     mesh.assert_leases_never_overlapped().await;
     a.signal("TERM");
     b.signal("TERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_handed_off_to_a_long_poll_that_went_away_goes_back_and_is_leased_again() {
+    let _serial = SERIAL.lock().await;
+    let url = pg::fresh_database().await;
+    let mesh = mesh_on(
+        url,
+        |_| "  - id: s1\n    kind: synthetic\n    objects: 0\n".into(),
+        "",
+    )
+    .await;
+    // The failpoint drops the first hand-off's answer as if its long-poll had gone.
+    let a = mesh
+        .orchestrator_with(
+            "orch-a",
+            &[("MERIDIAN_FAILPOINTS", "hand_off.long_poll_gone=error*1")],
+        )
+        .await;
+    let w = FakeWorker::new(&a.base, "fake-1");
+    let poll = {
+        let w = FakeWorker::new(&a.base, "fake-1");
+        tokio::spawn(async move { w.get_task(1, 5).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let job = start_job(&a.base, &["s1"]).await;
+    // The same long-poll still gets the task: handed back to PENDING at once (no
+    // lease timeout to wait for), then claimed again.
+    let (status, body) = poll.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let tasks = body["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{body}");
+    let id = tasks[0]["task_id"].as_i64().unwrap();
+    let history: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT worker_id, end_state FROM lease_history WHERE task_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(&mesh.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        history,
+        [
+            ("fake-1".to_owned(), Some("PENDING".to_owned())),
+            ("fake-1".to_owned(), None)
+        ],
+        "the handed-off lease ended when it went back, then a second one began"
+    );
+    let (status, body) = w
+        .post(
+            "/complete_task",
+            json!({ "completions": [{ "task_id": id, "lease_token": tasks[0]["lease_token"] }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let done = wait_for(&a.base, &job, Duration::from_secs(30), terminal).await;
+    assert_eq!(done["state"], "COMPLETED", "{done}");
+    mesh.assert_leases_never_overlapped().await;
+    a.signal("TERM");
 }

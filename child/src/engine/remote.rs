@@ -288,6 +288,13 @@ impl RemoteWorkers {
             }
         }
         for (w, packets) in waiters.into_iter().zip(per) {
+            // Test failpoint: the long-poll went away between its hand-off and its
+            // answer (a race too narrow to hit from outside). Its leases go back; the
+            // dropped waiter's long-poll, if still there, looks again.
+            if !packets.is_empty() && self.app.failpoints.hit("hand_off.long_poll_gone").is_some() {
+                self.hand_back(packets).await;
+                continue;
+            }
             let ids: Vec<i64> = packets.iter().map(|p| p.task_id).collect();
             match w.reply.send(packets) {
                 Ok(()) => self.track(&w.worker_id, ids.into_iter(), &[]),
