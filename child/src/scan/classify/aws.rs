@@ -30,13 +30,17 @@ impl Classifier for AwsAccessKeyId {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::aws_key_id(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         if !text.contains('A') {
             return;
         }
         out.extend(self.re.find_iter(text).map(|m| Match {
             start: m.start(),
-            masked: mask::aws_key_id(m.as_str()),
+            end: m.end(),
             confidence: 0.95,
         }));
     }
@@ -48,10 +52,9 @@ mod tests {
 
     #[test]
     fn finds_key_ids_only() {
-        let mut out = Vec::new();
-        AwsAccessKeyId::new().scan(
+        let out = super::super::scan_one(
+            &AwsAccessKeyId::new(),
             "key=AKIAIOSFODNN7EXAMPLE other=AKIAshort XAKIAIOSFODNN7EXAMPLEX",
-            &mut out,
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].masked, "AKIA****************");

@@ -44,6 +44,10 @@ impl Classifier for AwsSecretAccessKey {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::secret(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         for m in self.re.find_iter(text) {
             // Exactly 40: a longer run is some other blob (a key body, a hash).
@@ -54,7 +58,7 @@ impl Classifier for AwsSecretAccessKey {
             if has_context(line_around(text, m.start(), m.end())) {
                 out.push(Match {
                     start: m.start(),
-                    masked: mask::secret(v),
+                    end: m.end(),
                     confidence: 0.9,
                 });
             }

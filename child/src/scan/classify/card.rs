@@ -70,6 +70,11 @@ impl Classifier for PaymentCard {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+        mask::card(&digits)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         for m in self.re.find_iter(text) {
             let digits: Vec<u8> = m
@@ -79,10 +84,9 @@ impl Classifier for PaymentCard {
                 .map(|b| b - b'0')
                 .collect();
             if (13..=19).contains(&digits.len()) && known_issuer(&digits) && luhn_valid(&digits) {
-                let text: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
                 out.push(Match {
                     start: m.start(),
-                    masked: mask::card(&text),
+                    end: m.end(),
                     confidence: 0.95,
                 });
             }

@@ -62,6 +62,10 @@ impl Classifier for Custom {
         &self.cfg.name
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::secret(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         for m in self.re.find_iter(text) {
             let v = m.as_str();
@@ -76,7 +80,7 @@ impl Classifier for Custom {
                 .any(|w| contains_word(line, w));
             out.push(Match {
                 start: m.start(),
-                masked: mask::secret(v),
+                end: m.end(),
                 confidence: if context {
                     self.cfg.context_confidence
                 } else {

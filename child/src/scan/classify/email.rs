@@ -30,13 +30,17 @@ impl Classifier for Email {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::email(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         if !text.contains('@') {
             return;
         }
         out.extend(self.re.find_iter(text).map(|m| Match {
             start: m.start(),
-            masked: mask::email(m.as_str()),
+            end: m.end(),
             confidence: 0.9,
         }));
     }
@@ -48,8 +52,7 @@ mod tests {
 
     #[test]
     fn finds_addresses_not_handles() {
-        let mut out = Vec::new();
-        Email::new().scan("to: jane.doe@example.com, @handle, x@y", &mut out);
+        let out = super::super::scan_one(&Email::new(), "to: jane.doe@example.com, @handle, x@y");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].masked, "j***@example.com");
     }

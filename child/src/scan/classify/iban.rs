@@ -110,13 +110,18 @@ impl Classifier for Iban {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        let compact: String = value.chars().filter(|c| *c != ' ').collect();
+        mask::iban(&compact)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         for m in self.re.find_iter(text) {
             let compact: String = m.as_str().chars().filter(|c| *c != ' ').collect();
             if valid(&compact) {
                 out.push(Match {
                     start: m.start(),
-                    masked: mask::iban(&compact),
+                    end: m.end(),
                     confidence: 0.95,
                 });
             }

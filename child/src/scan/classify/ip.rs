@@ -41,6 +41,10 @@ impl Classifier for Ipv4 {
         NAME_V4
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::ipv4(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         if !text.contains('.') {
             return;
@@ -54,7 +58,7 @@ impl Classifier for Ipv4 {
             if octets_valid(m.as_str()) {
                 out.push(Match {
                     start: m.start(),
-                    masked: mask::ipv4(m.as_str()),
+                    end: m.end(),
                     confidence: 0.7,
                 });
             }
@@ -79,6 +83,10 @@ impl Classifier for Ipv6 {
         NAME_V6
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::ipv6(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         if !text.contains(':') {
             return;
@@ -93,7 +101,7 @@ impl Classifier for Ipv6 {
             if plausible && v.parse::<Ipv6Addr>().is_ok() {
                 out.push(Match {
                     start: m.start(),
-                    masked: mask::ipv6(v),
+                    end: m.end(),
                     confidence: 0.7,
                 });
             }

@@ -1,5 +1,6 @@
 //! Classifiers: each finds one kind of sensitive value in a window of text and returns
-//! masked matches with their byte offsets. Validation (Luhn, mod-97, SSN area rules,
+//! the matches' byte ranges, and masks a matched value on request (only the sample a
+//! finding keeps is masked). Validation (Luhn, mod-97, SSN area rules,
 //! context words) happens here so that findings are few and right. The built-in set
 //! is compiled once per process; custom classifiers from the site's configuration are
 //! compiled once per distinct configuration (`custom.rs`).
@@ -30,12 +31,15 @@ pub use scanner::TextScanner;
 
 use crate::config::CustomClassifierConfig;
 
-/// One match: where it starts in the scanned window, its masked form and how sure
-/// the classifier is. The raw value is never kept.
+/// One match: where it starts and ends in the scanned text and how sure the
+/// classifier is. The raw value is never kept: only the one match whose sample an
+/// object's finding keeps is masked ([`Classifier::mask`]), when it is recorded, so
+/// that the other matches (most of them, on dense data) cost no masking.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Match {
     pub start: usize,
-    pub masked: String,
+    /// End of the matched value: `mask` takes `text[start..end]`.
+    pub end: usize,
     pub confidence: f64,
 }
 
@@ -46,6 +50,10 @@ pub trait Classifier: Send + Sync {
     /// Appends the matches in `text` (one or more lines). Patterns never cross a
     /// newline, so a match's line is the line its start is on.
     fn scan(&self, text: &str, out: &mut Vec<Match>);
+
+    /// The masked form of a value `scan` matched (`text[m.start..m.end]`), e.g.
+    /// `j***@example.com`.
+    fn mask(&self, value: &str) -> String;
 }
 
 /// A shared handle to a compiled classifier.
@@ -143,11 +151,24 @@ pub(crate) fn contains_word(line: impl AsRef<[u8]>, word: impl AsRef<[u8]>) -> b
     .any(|i| l[i..i + w.len()].eq_ignore_ascii_case(w))
 }
 
+/// A match with its masked sample, for the classifiers' unit tests.
 #[cfg(test)]
-pub(crate) fn scan_one(c: &dyn Classifier, text: &str) -> Vec<Match> {
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub confidence: f64,
+    pub masked: String,
+}
+
+#[cfg(test)]
+pub(crate) fn scan_one(c: &dyn Classifier, text: &str) -> Vec<Found> {
     let mut out = Vec::new();
     c.scan(text, &mut out);
-    out
+    out.into_iter()
+        .map(|m| Found {
+            confidence: m.confidence,
+            masked: c.mask(&text[m.start..m.end]),
+        })
+        .collect()
 }
 
 #[cfg(test)]

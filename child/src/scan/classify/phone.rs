@@ -39,6 +39,10 @@ impl Classifier for Phone {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        mask::phone(value)
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         for c in self.re.captures_iter(text) {
             let Some(m) = c.get(1) else { continue };
@@ -58,7 +62,7 @@ impl Classifier for Phone {
                 .any(|w| contains_word(line_around(text, m.start(), m.end()), w));
             out.push(Match {
                 start: m.start(),
-                masked: mask::phone(value),
+                end: m.end(),
                 confidence: if context { 0.85 } else { 0.6 },
             });
         }

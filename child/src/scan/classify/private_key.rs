@@ -28,17 +28,25 @@ impl Classifier for PrivateKey {
         NAME
     }
 
+    fn mask(&self, value: &str) -> String {
+        let kind = value
+            .strip_prefix("-----BEGIN ")
+            .and_then(|v| v.strip_suffix("PRIVATE KEY-----"))
+            .unwrap_or_default();
+        format!("-----BEGIN {kind}PRIVATE KEY----- ****")
+    }
+
     fn scan(&self, text: &str, out: &mut Vec<Match>) {
         if !text.contains("-----BEGIN ") {
             return;
         }
         for c in self.re.captures_iter(text) {
-            let (Some(whole), kind) = (c.get(0), c.get(1).map_or("", |k| k.as_str())) else {
+            let Some(whole) = c.get(0) else {
                 continue;
             };
             out.push(Match {
                 start: whole.start(),
-                masked: format!("-----BEGIN {kind}PRIVATE KEY----- ****"),
+                end: whole.end(),
                 confidence: 0.99,
             });
         }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::triggers::{self, CandidateLine};
-use super::{ClassifierRef, Match, NAMES};
+use super::{Classifier, ClassifierRef, Match, NAMES};
 use crate::store::NewFinding;
 
 fn newlines(b: &[u8]) -> u64 {
@@ -140,7 +140,8 @@ impl<'a> TextScanner<'a> {
                         &mut self.findings,
                         self.object_id,
                         index,
-                        c.name(),
+                        c.as_ref(),
+                        &buffer,
                         number,
                         m,
                     );
@@ -161,25 +162,36 @@ impl<'a> TextScanner<'a> {
         for m in &self.scratch {
             line += newlines(&window.as_bytes()[pos..m.start]);
             pos = m.start;
-            Self::record(&mut self.findings, self.object_id, index, c.name(), line, m);
+            Self::record(
+                &mut self.findings,
+                self.object_id,
+                index,
+                c.as_ref(),
+                window,
+                line,
+                m,
+            );
         }
     }
 
+    /// Counts match `m` of `text`. The first match recorded for a classifier in an
+    /// object is the only one masked: its sample is the one the finding keeps.
     fn record(
         findings: &mut HashMap<usize, Acc>,
         object_id: i64,
         index: usize,
-        name: &str,
+        c: &dyn Classifier,
+        text: &str,
         line: u64,
         m: &Match,
     ) {
         let acc = findings.entry(index).or_insert_with(|| Acc {
             finding: NewFinding {
                 object_id,
-                classifier: name.to_owned(),
+                classifier: c.name().to_owned(),
                 location: String::new(),
                 count: 0,
-                masked_sample: m.masked.clone(),
+                masked_sample: c.mask(text.get(m.start..m.end).unwrap_or_default()),
                 confidence: m.confidence,
             },
             lines: Vec::new(),
