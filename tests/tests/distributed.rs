@@ -91,6 +91,17 @@ impl Mesh {
         )
     }
 
+    /// The worker holding `task_id`'s open lease, from the lease history.
+    async fn lease_holder(&self, task_id: i64) -> String {
+        sqlx::query_scalar(
+            "SELECT worker_id FROM lease_history WHERE task_id = $1 AND ended_at IS NULL",
+        )
+        .bind(task_id)
+        .fetch_one(&self.db)
+        .await
+        .expect("an open lease")
+    }
+
     async fn scalar(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql)
             .fetch_one(&self.db)
@@ -211,6 +222,15 @@ impl FakeWorker {
     async fn post(&self, path: &str, mut body: Value) -> (u16, Value) {
         body["worker_id"] = json!(self.id);
         self.call(path, body, Some(self.token.as_str())).await
+    }
+
+    /// Completes `task` (a packet from `get_task`) with its lease token.
+    async fn complete(&self, task: &Value) -> (u16, Value) {
+        self.post(
+            "/complete_task",
+            json!({ "completions": [{ "task_id": task["task_id"], "lease_token": task["lease_token"] }] }),
+        )
+        .await
     }
 
     async fn get_task(&self, max: u32, wait: u64) -> (u16, Value) {
@@ -702,13 +722,9 @@ async fn a_job_started_on_a_replica_hands_its_first_tasks_to_the_long_polls_wait
         assert_eq!(tasks[0]["phase"], "DISCOVERY");
         ids.push(tasks[0]["task_id"].as_i64().unwrap());
         // An ordinary lease: in the history under this worker, and fenced.
-        let holder: String = sqlx::query_scalar(
-            "SELECT worker_id FROM lease_history WHERE task_id = $1 AND ended_at IS NULL",
-        )
-        .bind(tasks[0]["task_id"].as_i64().unwrap())
-        .fetch_one(&mesh.db)
-        .await
-        .unwrap();
+        let holder = mesh
+            .lease_holder(tasks[0]["task_id"].as_i64().unwrap())
+            .await;
         assert_eq!(holder, w.id);
         let (status, _) = w
             .post(
@@ -717,12 +733,7 @@ async fn a_job_started_on_a_replica_hands_its_first_tasks_to_the_long_polls_wait
             )
             .await;
         assert_eq!(status, 409);
-        let (status, body) = w
-            .post(
-                "/complete_task",
-                json!({ "completions": [{ "task_id": tasks[0]["task_id"], "lease_token": tasks[0]["lease_token"] }] }),
-            )
-            .await;
+        let (status, body) = w.complete(&tasks[0]).await;
         assert_eq!(status, 200, "{body}");
     }
     assert_ne!(ids[0], ids[1]);
@@ -776,20 +787,8 @@ async fn a_job_started_on_another_replica_is_announced_and_taken_by_the_long_pol
         assert_eq!(tasks.len(), 1, "{body}");
         assert_eq!(tasks[0]["job_id"], job.as_str());
         let id = tasks[0]["task_id"].as_i64().unwrap();
-        let holder: String = sqlx::query_scalar(
-            "SELECT worker_id FROM lease_history WHERE task_id = $1 AND ended_at IS NULL",
-        )
-        .bind(id)
-        .fetch_one(&mesh.db)
-        .await
-        .unwrap();
-        assert_eq!(holder, w.id);
-        let (status, body) = w
-            .post(
-                "/complete_task",
-                json!({ "completions": [{ "task_id": id, "lease_token": tasks[0]["lease_token"] }] }),
-            )
-            .await;
+        assert_eq!(mesh.lease_holder(id).await, w.id);
+        let (status, body) = w.complete(&tasks[0]).await;
         assert_eq!(status, 200, "{body}");
         ids.push(id);
     }
@@ -862,12 +861,7 @@ async fn a_lease_handed_off_to_a_long_poll_that_went_away_goes_back_and_is_lease
         ],
         "the handed-off lease ended when it went back, then a second one began"
     );
-    let (status, body) = w
-        .post(
-            "/complete_task",
-            json!({ "completions": [{ "task_id": id, "lease_token": tasks[0]["lease_token"] }] }),
-        )
-        .await;
+    let (status, body) = w.complete(&tasks[0]).await;
     assert_eq!(status, 200, "{body}");
     let done = wait_for(&a.base, &job, Duration::from_secs(30), terminal).await;
     assert_eq!(done["state"], "COMPLETED", "{done}");

@@ -29,16 +29,21 @@ fn spec(worker: &str, lease_ms: i64) -> LeaseSpec {
     }
 }
 
-/// A job with `n` pending PROCESS tasks.
-async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
-    let job = NewJob {
+/// Job `j1` over `sources` (one DISCOVERY task each).
+fn job_j1(sources: &[&str], options: &str) -> NewJob {
+    NewJob {
         id: "j1".into(),
         name: "j1".into(),
         definition_hash: "h".into(),
-        data_sources: vec!["ds".into()],
-        options: "{}".into(),
+        data_sources: sources.iter().map(|s| (*s).to_owned()).collect(),
+        options: options.into(),
         priority: 1,
-    };
+    }
+}
+
+/// A job with `n` pending PROCESS tasks.
+async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
+    let job = job_j1(&["ds"], "{}");
     let CreateOutcome::Created(_) = store.create_job(&job).await.unwrap() else {
         panic!("created")
     };
@@ -137,14 +142,7 @@ async fn handed_back_leases_are_closed(backend: Backend) {
 /// its status version moved; a repeated create hands off nothing.
 async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend) {
     let (store, _dir) = open(backend).await;
-    let job = NewJob {
-        id: "j1".into(),
-        name: "j1".into(),
-        definition_hash: "h".into(),
-        data_sources: vec!["a".into(), "b".into(), "c".into()],
-        options: "{}".into(),
-        priority: 1,
-    };
+    let job = job_j1(&["a", "b", "c"], "{}");
     let to = [
         HandOff {
             lease: spec("w1", 60_000),
@@ -239,14 +237,7 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
 /// nothing left pending nothing is leased.
 async fn pending_tasks_handed_to_announced_waiters(backend: Backend) {
     let (store, _dir) = open(backend).await;
-    let job = NewJob {
-        id: "j1".into(),
-        name: "j1".into(),
-        definition_hash: "h".into(),
-        data_sources: vec!["a".into(), "b".into(), "c".into(), "d".into()],
-        options: r#"{"ocr":false}"#.into(),
-        priority: 1,
-    };
+    let job = job_j1(&["a", "b", "c", "d"], r#"{"ocr":false}"#);
     let CreateOutcome::Created(row) = store.create_job(&job).await.unwrap() else {
         panic!("created")
     };

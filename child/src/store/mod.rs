@@ -165,13 +165,13 @@ pub trait Store: Send + Sync + 'static {
                 handed.push((w, task));
             }
         }
-        let options = match handed.is_empty() {
-            true => String::new(),
-            false => self
-                .job(job_id)
+        let options = if handed.is_empty() {
+            String::new()
+        } else {
+            self.job(job_id)
                 .await?
                 .map(|j| j.options)
-                .unwrap_or_default(),
+                .unwrap_or_default()
         };
         Ok((options, handed))
     }

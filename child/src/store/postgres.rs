@@ -185,6 +185,39 @@ impl PostgresStore {
     }
 }
 
+/// The lease columns of `n` task slots handed out in rounds to the waiters `to` (see
+/// [`hand_off_rounds`]): which waiter takes each slot, and one array per column matched
+/// by position for the statement, NULL where a slot goes to no one.
+struct SlotLeases<'a> {
+    owner: Vec<Option<usize>>,
+    workers: Vec<Option<&'a str>>,
+    nodes: Vec<Option<&'a str>>,
+    lease_ms: Vec<Option<i64>>,
+}
+
+fn slot_leases(n: usize, to: &[HandOff]) -> SlotLeases<'_> {
+    let positions: Vec<i64> = (0..n as i64).collect();
+    let mut owner = vec![None; n];
+    for (w, taken) in hand_off_rounds(&positions, to).into_iter().enumerate() {
+        for p in taken {
+            owner[p as usize] = Some(w);
+        }
+    }
+    let lease = |w: &Option<usize>| w.map(|w| &to[w].lease);
+    SlotLeases {
+        workers: owner
+            .iter()
+            .map(|w| lease(w).map(|l| l.worker_id.as_str()))
+            .collect(),
+        nodes: owner
+            .iter()
+            .map(|w| lease(w).map(|l| l.node.as_str()))
+            .collect(),
+        lease_ms: owner.iter().map(|w| lease(w).map(|l| l.lease_ms)).collect(),
+        owner,
+    }
+}
+
 fn distinct(mut ids: Vec<String>) -> Vec<String> {
     ids.sort();
     ids.dedup();
@@ -246,23 +279,8 @@ impl Store for PostgresStore {
             .map(|ds| serde_json::json!({ "data_source_id": ds }).to_string())
             .collect();
         // Which waiter takes the task of each data source (by position), if any.
-        let positions: Vec<i64> = (0..job.data_sources.len() as i64).collect();
-        let mut owner: Vec<Option<usize>> = vec![None; positions.len()];
-        for (w, taken) in hand_off_rounds(&positions, to).into_iter().enumerate() {
-            for p in taken {
-                owner[p as usize] = Some(w);
-            }
-        }
-        let handing = owner.iter().any(Option::is_some);
-        let lease = |f: fn(&LeaseSpec) -> &str| -> Vec<Option<&str>> {
-            owner.iter().map(|w| w.map(|w| f(&to[w].lease))).collect()
-        };
-        let workers = lease(|l| l.worker_id.as_str());
-        let nodes = lease(|l| l.node.as_str());
-        let lease_ms: Vec<Option<i64>> = owner
-            .iter()
-            .map(|w| w.map(|w| to[w].lease.lease_ms))
-            .collect();
+        let slots = slot_leases(job.data_sources.len(), to);
+        let handing = slots.owner.iter().any(Option::is_some);
         // One statement, one round trip, one commit: the job, its tasks and any hand-off.
         // A concurrent create of the same id waits here for the other's commit, then
         // inserts nothing (the version it took is a gap, which delta polls tolerate).
@@ -275,9 +293,9 @@ impl Store for PostgresStore {
             .bind(job.priority)
             .bind(&job.data_sources)
             .bind(&payloads)
-            .bind(&workers)
-            .bind(&nodes)
-            .bind(&lease_ms)
+            .bind(&slots.workers)
+            .bind(&slots.nodes)
+            .bind(&slots.lease_ms)
             .bind(handing)
             .fetch_optional(&self.pool)
             .await?;
@@ -307,7 +325,7 @@ impl Store for PostgresStore {
                     lease_token,
                     lease_expires_at,
                 };
-                Some((owner[at]?, task))
+                Some((slots.owner[at]?, task))
             })
             .collect();
         Ok((CreateOutcome::Created(created.job), handed))
@@ -504,19 +522,7 @@ impl Store for PostgresStore {
         to: &[HandOff],
     ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
         // Slot k (the k-th pending task, lowest id first) goes to waiter owner[k].
-        let slots: Vec<i64> = (0..to.iter().map(|h| h.max).sum::<usize>() as i64).collect();
-        let mut owner = vec![0usize; slots.len()];
-        for (w, taken) in hand_off_rounds(&slots, to).into_iter().enumerate() {
-            for k in taken {
-                owner[k as usize] = w;
-            }
-        }
-        let workers: Vec<&str> = owner
-            .iter()
-            .map(|&w| to[w].lease.worker_id.as_str())
-            .collect();
-        let nodes: Vec<&str> = owner.iter().map(|&w| to[w].lease.node.as_str()).collect();
-        let lease_ms: Vec<i64> = owner.iter().map(|&w| to[w].lease.lease_ms).collect();
+        let slots = slot_leases(to.iter().map(|h| h.max).sum(), to);
         // One statement: pick (`p`, numbered), lease (`c`), then the status version and
         // the job's start as in `claim` (same lock order: tasks → counter → jobs).
         let rows: Vec<HandedRow> = sqlx::query_as(concat!(
@@ -542,10 +548,10 @@ impl Store for PostgresStore {
             "SELECT c.*, (SELECT options FROM j) AS options FROM c"
         ))
         .bind(job_id)
-        .bind(&workers)
-        .bind(&nodes)
-        .bind(&lease_ms)
-        .bind(slots.len() as i64)
+        .bind(&slots.workers)
+        .bind(&slots.nodes)
+        .bind(&slots.lease_ms)
+        .bind(slots.owner.len() as i64)
         .fetch_all(&self.pool)
         .await?;
         let options = rows
@@ -555,7 +561,10 @@ impl Store for PostgresStore {
         Ok((
             options,
             rows.into_iter()
-                .filter_map(|r| Some((*owner.get(usize::try_from(r.slot - 1).ok()?)?, r.task)))
+                .filter_map(|r| {
+                    let k = usize::try_from(r.slot - 1).ok()?;
+                    Some((slots.owner.get(k).copied().flatten()?, r.task))
+                })
                 .collect(),
         ))
     }
