@@ -181,6 +181,13 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
         Some(remote) => remote.create_job(new).await?,
         None => (app.store.create_job(&new).await?, 0),
     };
+    if !matches!(outcome, CreateOutcome::Conflict(_)) {
+        // The creating statement may commit without waiting for the disk, so that its
+        // tasks reach waiting workers (here, or through the announcement on other
+        // replicas) sooner; the job is acknowledged only once durable. An existing job
+        // too: it may be another request's, committed a moment ago and not yet flushed.
+        app.store.flush_commits().await?;
+    }
     let row = match outcome {
         CreateOutcome::Created(row) => row,
         CreateOutcome::Existing(row) => return Ok((status_of(app, row).await?, false)),

@@ -90,12 +90,22 @@ pub trait Store: Send + Sync + 'static {
     /// workers `to` (longest-waiting first, see [`hand_off_rounds`]), each with a fresh
     /// token like any claim and a `lease_history` row from the same trigger; the job
     /// then starts (`RUNNING`). Returns each leased task with the index in `to` of the
-    /// worker it went to. An existing job hands off nothing.
+    /// worker it went to. An existing job hands off nothing. The commit may not be
+    /// durable yet: call [`Store::flush_commits`] before acknowledging the job.
     async fn create_job_handing_off(
         &self,
         job: &NewJob,
         to: &[HandOff],
     ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)>;
+
+    /// Returns once every commit this store has made so far is durable. Statements
+    /// that grant leases may commit without waiting for the disk (a lease lost in a
+    /// crash only costs the work done under it: its reports are refused by token); a
+    /// caller that acknowledges more than a lease, such as `start_job` after a hand-off,
+    /// calls this first. A no-op where every commit is already as durable as it gets.
+    async fn flush_commits(&self) -> StoreResult<()> {
+        Ok(())
+    }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>>;
 

@@ -34,6 +34,20 @@ macro_rules! bump_counter {
     };
 }
 
+/// Lets the current transaction commit without waiting for its WAL to reach the disk
+/// (`synchronous_commit = off` for this transaction only), as a select-list item
+/// evaluated once. Used by the statements that grant leases and by nothing that
+/// writes results: a lease lost in a crash is harmless because every write made
+/// under a lease is checked against its token in the database, so a worker holding a
+/// lost lease has its reports refused (409) and the task, still `PENDING`, is leased
+/// again. Any later synchronous commit flushes the WAL through this one
+/// (`Store::flush_commits`).
+macro_rules! async_commit {
+    () => {
+        "(SELECT set_config('synchronous_commit', 'off', true)) AS commit_mode"
+    };
+}
+
 /// The channel announcing new jobs with pending tasks (see `engine::listen`).
 macro_rules! jobs_channel {
     () => {
@@ -55,6 +69,10 @@ pub const JOBS_CHANNEL: &str = jobs_channel!();
 /// Tasks left pending are announced on the jobs channel (`<job id> <count>`, delivered
 /// at commit), so that long-polls on other replicas take them in one statement
 /// ([`Store::hand_off_pending`]); the tasks trigger's plain notification follows.
+///
+/// It commits asynchronously (`async_commit!`): waiting workers get their leases, and
+/// other replicas the announcement, without waiting for the disk; `start_job` calls
+/// [`Store::flush_commits`] before it answers, so the job is durable when acknowledged.
 const CREATE_JOB: &str = concat!(
     "WITH v AS (",
     bump_counter!(),
@@ -84,7 +102,8 @@ const CREATE_JOB: &str = concat!(
     "ARRAY(SELECT lease_expires_at FROM t WHERE lease_token IS NOT NULL ORDER BY id) AS handed_expiry, ",
     "CASE WHEN EXISTS (SELECT 1 FROM t WHERE lease_token IS NULL) THEN pg_notify('",
     jobs_channel!(),
-    "', j.id || ' ' || (SELECT count(*) FROM t WHERE lease_token IS NULL)) END AS announced ",
+    "', j.id || ' ' || (SELECT count(*) FROM t WHERE lease_token IS NULL)) END AS announced, ",
+    "set_config('synchronous_commit', 'off', true) AS commit_mode ",
     "FROM j"
 );
 
@@ -331,6 +350,17 @@ impl Store for PostgresStore {
         Ok((CreateOutcome::Created(created.job), handed))
     }
 
+    async fn flush_commits(&self) -> StoreResult<()> {
+        // A transaction that writes WAL and commits with the session's
+        // `synchronous_commit` flushes the WAL up to its own commit record, so through
+        // every commit before it. A transactional logical-decoding message is the
+        // smallest such write: no table touched, any `wal_level`, no privilege needed.
+        sqlx::query("SELECT pg_logical_emit_message(true, 'meridian', 'flush')")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>> {
         Ok(sqlx::query_as(queries::SELECT_JOB)
             .bind(id)
@@ -506,7 +536,9 @@ impl Store for PostgresStore {
             now!(),
             "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
             "FROM v WHERE jobs.id IN (SELECT job_id FROM c)) ",
-            "SELECT id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at FROM c"
+            "SELECT id, job_id, data_source_id, phase, payload, attempts, lease_token, lease_expires_at, ",
+            async_commit!(),
+            " FROM c"
         ))
         .bind(ids)
         .bind(&lease.worker_id)
@@ -545,7 +577,9 @@ impl Store for PostgresStore {
             now!(),
             "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
             "FROM v WHERE jobs.id = $1 RETURNING jobs.options) ",
-            "SELECT c.*, (SELECT options FROM j) AS options FROM c"
+            "SELECT c.*, (SELECT options FROM j) AS options, ",
+            async_commit!(),
+            " FROM c"
         ))
         .bind(job_id)
         .bind(&slots.workers)
