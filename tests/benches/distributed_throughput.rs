@@ -8,10 +8,12 @@
 //! `cargo bench -p meridian-tests --bench distributed_throughput -- [--seconds 60]
 //!  [--workers 3] [--slots 100] [--samples 200] [--warmup 20] [--latency-only]`
 //!
-//! The latency figures are steady-state: `--warmup` samples per path go first and are
-//! reported apart (max only), because the first uses of each pooled database
-//! connection prepare their statements (a few round trips each), which a long-running
-//! replica pays once.
+//! The latency figures are steady-state: `--warmup` samples per path (default 100) go
+//! first and are reported apart (max only), because the first uses of each pooled
+//! database connection prepare their statements (a few round trips each) and
+//! PostgreSQL plans a prepared statement afresh for its first five executions on each
+//! connection before it settles on a generic plan (+0.6 ms for the create statement);
+//! the pool holds up to 16 connections. A long-running replica pays that once.
 //!
 //! PostgreSQL comes from `DATABASE_URL` or a throwaway cluster started here with
 //! durable commits (fsync and synchronous_commit on), as production runs.
@@ -47,7 +49,7 @@ fn args() -> Args {
         workers: 3,
         slots: 100,
         samples: 200,
-        warmup: 20,
+        warmup: 100,
         latency_only: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();

@@ -214,6 +214,19 @@ impl Cluster {
         );
     }
 
+    /// Kills the server as a crash would (`-m immediate`): no shutdown checkpoint, and
+    /// WAL still in the server's buffers, not yet written out, is lost; the next start
+    /// recovers from what reached the log.
+    pub fn crash(&self) {
+        let d = self.data_dir.to_string_lossy().into_owned();
+        run(
+            &self.bin,
+            self.as_postgres,
+            "pg_ctl",
+            &["-D", &d, "-m", "immediate", "-w", "stop"],
+        );
+    }
+
     /// Starts a stopped server again on the same port and data.
     pub fn restart(&self) {
         let d = self.data_dir.to_string_lossy().into_owned();

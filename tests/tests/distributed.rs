@@ -440,6 +440,103 @@ async fn postgres_down_for_20_seconds_is_503_and_the_job_completes_exactly() {
     }
 }
 
+/// Job creation, hand-offs and claims commit without waiting for the disk, so that a
+/// waiting worker gets its lease sooner; but nothing that leaves the site may depend on
+/// such a commit. PostgreSQL is crashed (`-m immediate`: WAL not yet written out is
+/// lost, and the WAL writer writes an unflushed commit only up to 200 ms later) right
+/// after (1) `start_job` answered with its task handed to a waiting worker, and (2) a
+/// worker claimed a task and a master-style delta poll read the status versions. After
+/// recovery the job and both leases are there, and the status counter has not gone
+/// back below the version the poll handed out (it would be handed out again, and a
+/// master past it would skip that change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(ClusterOptions { durable: true });
+    let url = cluster.fresh_database().await;
+    let mesh = mesh_on(
+        url,
+        |_| "  - id: s1\n    kind: synthetic\n    objects: 0\n".into(),
+        "",
+    )
+    .await;
+    let a = mesh.orchestrator("orch-a").await;
+    mesh.db.close().await;
+    let w = FakeWorker::new(&a.base, "fake-1");
+
+    // (1) A hand-off at creation, then the crash.
+    let poll = {
+        let w = FakeWorker::new(&a.base, "fake-1");
+        tokio::spawn(async move { w.get_task(1, 5).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handed_job = start_job(&a.base, &["s1"]).await;
+    cluster.crash();
+    let (status, body) = poll.await.unwrap();
+    assert_eq!(status, 200, "the waiting worker got no task: {body}");
+    let handed = body["tasks"][0].clone();
+    assert_eq!(handed["job_id"], handed_job.as_str(), "{body}");
+    cluster.restart();
+    let status = wait_for(&a.base, &handed_job, Duration::from_secs(60), |s| {
+        s["job_id"] == handed_job.as_str()
+    })
+    .await;
+    assert_ne!(
+        status["state"], "PENDING",
+        "the hand-off was lost: {status}"
+    );
+
+    // (2) A plain claim, a delta poll, then the crash.
+    let claimed_job = start_job(&a.base, &["s1"]).await;
+    let (status, body) = retry_503(|| w.get_task(1, 5)).await;
+    assert_eq!(status, 200, "{body}");
+    let claimed = body["tasks"][0].clone();
+    assert_eq!(claimed["job_id"], claimed_job.as_str(), "{body}");
+    let (status, delta) = get(&a.base, "/job_statuses?since_version=0&limit=100").await;
+    assert_eq!(status, 200, "{delta}");
+    let handed_out = delta["next_since_version"].as_i64().unwrap();
+    cluster.crash();
+    cluster.restart();
+    let db = PgPool::connect(&mesh.url).await.unwrap();
+    let counter: i64 =
+        sqlx::query_scalar("SELECT value FROM site_counters WHERE name = 'status_version'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(
+        counter >= handed_out,
+        "the status version went back from {handed_out} to {counter}"
+    );
+
+    // Both leases survived: their tokens still complete the tasks.
+    for task in [&handed, &claimed] {
+        let (code, body) = retry_503(|| w.complete(task)).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    for job in [&handed_job, &claimed_job] {
+        let done = wait_for(&a.base, job, Duration::from_secs(30), terminal).await;
+        assert_eq!(done["state"], "COMPLETED", "{done}");
+    }
+    a.signal("TERM");
+}
+
+/// Calls `f` until it answers other than 503 (a pooled connection that died with the
+/// server fails one statement), for up to 30 s.
+async fn retry_503<F, Fut>(f: F) -> (u16, Value)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, Value)>,
+{
+    let start = Instant::now();
+    loop {
+        let (code, body) = f().await;
+        if code != 503 || start.elapsed() > Duration::from_secs(30) {
+            return (code, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_with_a_reaped_lease_token_are_409_and_write_nothing() {
     let _serial = SERIAL.lock().await;

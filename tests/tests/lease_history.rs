@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use meridian_child::store::{
     Completion, CreateOutcome, DiscoveryBatch, HandOff, HeartbeatOutcome, Lease, LeaseSpec, NewJob,
-    NewObject, ReportOutcome, Store,
+    NewObject, ReportOutcome, Store, hand_off_pending_on,
 };
 use meridian_tests::{Backend, on_both};
 
@@ -232,11 +232,15 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
 }
 
 /// A job's pending tasks handed to the long-polls of another replica (after its
-/// announcement): one task each per round, lowest id first, ordinary leases with a
-/// history row each, the job started; tasks someone already holds are skipped, and with
-/// nothing left pending nothing is leased.
-async fn pending_tasks_handed_to_announced_waiters(backend: Backend) {
-    let (store, _dir) = open(backend).await;
+/// announcement, so PostgreSQL only): one task each per round, lowest id first,
+/// ordinary leases with a history row each, the job started; tasks someone already
+/// holds are skipped, and with nothing left pending nothing is leased.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_tasks_handed_to_announced_waiters() {
+    meridian_tests::init();
+    let url = meridian_tests::pg::fresh_database().await;
+    let store = meridian_child::store::open(&url, 4).await.unwrap();
+    let conn = sqlx::PgPool::connect(&url).await.unwrap();
     let job = job_j1(&["a", "b", "c", "d"], r#"{"ocr":false}"#);
     let CreateOutcome::Created(row) = store.create_job(&job).await.unwrap() else {
         panic!("created")
@@ -260,7 +264,7 @@ async fn pending_tasks_handed_to_announced_waiters(backend: Backend) {
             max: 2,
         },
     ];
-    let (options, handed) = store.hand_off_pending("j1", &to).await.unwrap();
+    let (options, handed) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
     assert_eq!(options, job.options);
     let mut got: Vec<(usize, i64)> = handed.iter().map(|(w, t)| (*w, t.id)).collect();
     got.sort_by_key(|g| g.1);
@@ -277,7 +281,7 @@ async fn pending_tasks_handed_to_announced_waiters(backend: Backend) {
     let started = store.job("j1").await.unwrap().unwrap();
     assert_eq!(started.state, "RUNNING");
     assert!(started.status_version > row.status_version);
-    let (options, none) = store.hand_off_pending("j1", &to).await.unwrap();
+    let (options, none) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
     assert!(none.is_empty());
     assert_eq!(options, "");
     assert_eq!(store.overlapping_leases().await.unwrap(), 0);
@@ -287,5 +291,4 @@ on_both!(
     every_lease_leaves_one_closed_row,
     handed_back_leases_are_closed,
     leases_handed_off_at_creation_are_fenced_and_recorded,
-    pending_tasks_handed_to_announced_waiters
 );

@@ -116,6 +116,8 @@ async fn list_jobs(
         .store
         .jobs_page(q.state.as_deref(), after, limit + 1)
         .await?;
+    // The summaries carry status versions: durable first (`Store::flush_commits`).
+    app.store.flush_commits().await?;
     let more = rows.len() as i64 > limit;
     let items: Vec<JobSummary> = rows
         .iter()

@@ -181,18 +181,19 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
         Some(remote) => remote.create_job(new).await?,
         None => (app.store.create_job(&new).await?, 0),
     };
-    if !matches!(outcome, CreateOutcome::Conflict(_)) {
-        // The creating statement may commit without waiting for the disk, so that its
-        // tasks reach waiting workers (here, or through the announcement on other
-        // replicas) sooner; the job is acknowledged only once durable. An existing job
-        // too: it may be another request's, committed a moment ago and not yet flushed.
-        app.store.flush_commits().await?;
-    }
     let row = match outcome {
         CreateOutcome::Created(row) => row,
-        CreateOutcome::Existing(row) => return Ok((status_of(app, row).await?, false)),
+        CreateOutcome::Existing(row) => {
+            let status = status_of(app, row).await?;
+            app.store.flush_commits().await?;
+            return Ok((status, false));
+        }
         CreateOutcome::Conflict(_) => return Err(JobError::Conflict(id)),
     };
+    // The creating statement may commit without waiting for the disk, so that its
+    // tasks reach waiting workers (here, or through the announcement on other replicas)
+    // sooner; the job is acknowledged only once durable (`Store::flush_commits`).
+    app.store.flush_commits().await?;
     tracing::info!(job.id = %row.id, name = %row.name, "job {} created over {}", row.id, req.data_sources.join(", "));
     metrics::counter!("meridian_jobs_created_total").increment(1);
     app.wake.jobs_changed();
@@ -218,7 +219,10 @@ pub async fn status(app: &App, id: &str) -> Result<JobStatus, JobError> {
         .job(id)
         .await?
         .ok_or_else(|| JobError::NotFound(id.to_owned()))?;
-    Ok(status_of(app, row).await?)
+    let status = status_of(app, row).await?;
+    // Its status version leaves the site: durable first (`Store::flush_commits`).
+    app.store.flush_commits().await?;
+    Ok(status)
 }
 
 /// Every job whose status changed after `since`. Jobs changed in one transaction
@@ -242,6 +246,9 @@ pub async fn statuses_since(app: &App, since: i64, limit: i64) -> Result<StatusD
         next = next.max(row.status_version);
         jobs.push(status_of(app, row).await?);
     }
+    // A master advances its cursor to these versions: they must not be handed out
+    // again after a crash (`Store::flush_commits`).
+    app.store.flush_commits().await?;
     Ok(StatusDelta {
         jobs,
         next_since_version: next,
@@ -261,7 +268,9 @@ pub async fn cancel(app: &App, id: &str) -> Result<JobStatus, JobError> {
         app.wake.jobs_changed();
         app.wake.finisher.notify_one();
     }
-    Ok(status_of(app, row).await?)
+    let status = status_of(app, row).await?;
+    app.store.flush_commits().await?;
+    Ok(status)
 }
 
 pub fn summary(row: &JobRow) -> JobSummary {

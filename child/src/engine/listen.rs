@@ -57,12 +57,12 @@ async fn session(app: &App, url: &str, failures: &mut u32) -> Result<(), sqlx::E
                 (app.remote.get(), announced(note.payload()))
             {
                 // Off the queue now, before the tasks notification that follows rings
-                // the bell; the claim in a task of its own, so that the listener never
-                // waits on the database.
+                // the bell; the claim on this connection, whose backend is awake
+                // already (it just sent the announcement).
                 let waiters = remote.take_waiters(pending);
                 if !waiters.is_empty() {
-                    let (remote, job) = (remote.clone(), job.to_owned());
-                    tokio::spawn(async move { remote.take_announced(&job, waiters).await });
+                    let remote = remote.clone();
+                    remote.take_announced(job, waiters, &mut listener).await;
                 }
             }
             continue;

@@ -252,9 +252,15 @@ impl RemoteWorkers {
     /// statement, longest-waiting first, rather than each refreshing its view of every
     /// job first. Fair sharing is not bypassed in any way that matters: these workers
     /// were idle, so no other job had tasks for them at their last look.
-    pub async fn take_announced(&self, job_id: &str, waiters: Vec<Waiter>) {
+    /// The statement runs on `conn`, the listener's own connection.
+    pub async fn take_announced<'e>(
+        &self,
+        job_id: &str,
+        waiters: Vec<Waiter>,
+        conn: impl sqlx::PgExecutor<'e>,
+    ) {
         let to = hand_offs(&waiters);
-        match self.app.store.hand_off_pending(job_id, &to).await {
+        match crate::store::hand_off_pending_on(conn, job_id, &to).await {
             Ok((options, handed)) => self.answer(waiters, handed, &options).await,
             // The waiters are dropped with their senders: they look again.
             Err(e) => tracing::warn!("job {job_id}: announced tasks not taken ({e})"),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 
 pub use crate::config::SystemParameter;
 pub use open::open;
-pub use postgres::{JOBS_CHANNEL, PostgresStore};
+pub use postgres::{JOBS_CHANNEL, PostgresStore, hand_off_pending_on};
 pub use records::*;
 pub use sqlite::SqliteStore;
 
@@ -98,11 +98,14 @@ pub trait Store: Send + Sync + 'static {
         to: &[HandOff],
     ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)>;
 
-    /// Returns once every commit this store has made so far is durable. Statements
-    /// that grant leases may commit without waiting for the disk (a lease lost in a
-    /// crash only costs the work done under it: its reports are refused by token); a
-    /// caller that acknowledges more than a lease, such as `start_job` after a hand-off,
-    /// calls this first. A no-op where every commit is already as durable as it gets.
+    /// Returns once every commit made so far (by any connection) is durable.
+    /// Statements that create jobs or grant leases may commit without waiting for the
+    /// disk (a lease lost in a crash only costs the work done under it: its reports are
+    /// refused by token). Anything that leaves the site must not depend on such a
+    /// commit: `start_job` calls this before it acknowledges a job, and every read that
+    /// hands out status versions calls it after reading, because a version lost in a
+    /// crash would be handed out again and a master past it would skip that change.
+    /// A no-op where every commit is already as durable as it gets.
     async fn flush_commits(&self) -> StoreResult<()> {
         Ok(())
     }
@@ -153,38 +156,6 @@ pub trait Store: Send + Sync + 'static {
     /// Leases those of `ids` that are still pending, in one statement, each with a
     /// fresh lease token. Tasks taken meanwhile by someone else are simply absent.
     async fn claim(&self, ids: &[i64], lease: &LeaseSpec) -> StoreResult<Vec<ClaimedTask>>;
-
-    /// Leases a job's pending tasks to the waiting workers `to` (one task each per
-    /// round, as [`hand_off_rounds`]), lowest id first, skipping tasks someone else
-    /// holds; starts the job on its first lease. Returns each leased task with the index
-    /// in `to` of its worker, and the job's options (empty when nothing was leased).
-    /// Used when another replica announces a new job, so that a long-poll here gets its
-    /// task in one statement instead of refreshing its view of every job first.
-    async fn hand_off_pending(
-        &self,
-        job_id: &str,
-        to: &[HandOff],
-    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
-        // Generic form, several statements (SQLite sites have a single writer and no
-        // remote workers); PostgreSQL overrides it with one.
-        let want: usize = to.iter().map(|h| h.max).sum();
-        let ids = self.pending_task_ids(job_id, 0, want as i64).await?;
-        let mut handed = Vec::new();
-        for (w, ids) in hand_off_rounds(&ids, to).into_iter().enumerate() {
-            for task in self.claim(&ids, &to[w].lease).await? {
-                handed.push((w, task));
-            }
-        }
-        let options = if handed.is_empty() {
-            String::new()
-        } else {
-            self.job(job_id)
-                .await?
-                .map(|j| j.options)
-                .unwrap_or_default()
-        };
-        Ok((options, handed))
-    }
 
     /// Extends a lease, or says it is lost.
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome>;

@@ -68,7 +68,7 @@ pub const JOBS_CHANNEL: &str = jobs_channel!();
 ///
 /// Tasks left pending are announced on the jobs channel (`<job id> <count>`, delivered
 /// at commit), so that long-polls on other replicas take them in one statement
-/// ([`Store::hand_off_pending`]); the tasks trigger's plain notification follows.
+/// ([`hand_off_pending_on`]); the tasks trigger's plain notification follows.
 ///
 /// It commits asynchronously (`async_commit!`): waiting workers get their leases, and
 /// other replicas the announcement, without waiting for the disk; `start_job` calls
@@ -107,7 +107,7 @@ const CREATE_JOB: &str = concat!(
     "FROM j"
 );
 
-/// A task `hand_off_pending` leased: which slot it filled, and its job's options.
+/// A task `hand_off_pending_on` leased: which slot it filled, and its job's options.
 #[derive(sqlx::FromRow)]
 struct HandedRow {
     #[sqlx(flatten)]
@@ -351,13 +351,18 @@ impl Store for PostgresStore {
     }
 
     async fn flush_commits(&self) -> StoreResult<()> {
-        // A transaction that writes WAL and commits with the session's
-        // `synchronous_commit` flushes the WAL up to its own commit record, so through
-        // every commit before it. A transactional logical-decoding message is the
-        // smallest such write: no table touched, any `wal_level`, no privilege needed.
-        sqlx::query("SELECT pg_logical_emit_message(true, 'meridian', 'flush')")
-            .execute(&self.pool)
-            .await?;
+        // Nothing to do when the WAL is flushed up to where it is being inserted: every
+        // commit made before this statement is then on disk. Otherwise a transaction
+        // that writes WAL and commits with the session's `synchronous_commit` flushes
+        // the WAL up to its own commit record, so through every commit before it; a
+        // transactional logical-decoding message is the smallest such write (no table
+        // touched, any `wal_level`, no privilege needed).
+        sqlx::query(
+            "SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() \
+             THEN pg_logical_emit_message(true, 'meridian', 'flush') END",
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -546,61 +551,6 @@ impl Store for PostgresStore {
         .bind(lease.lease_ms)
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    async fn hand_off_pending(
-        &self,
-        job_id: &str,
-        to: &[HandOff],
-    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
-        // Slot k (the k-th pending task, lowest id first) goes to waiter owner[k].
-        let slots = slot_leases(to.iter().map(|h| h.max).sum(), to);
-        // One statement: pick (`p`, numbered), lease (`c`), then the status version and
-        // the job's start as in `claim` (same lock order: tasks → counter → jobs).
-        let rows: Vec<HandedRow> = sqlx::query_as(concat!(
-            "WITH p AS (SELECT id, row_number() OVER (ORDER BY id) AS slot FROM (",
-            "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
-            now!(),
-            " ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) s), ",
-            "c AS (UPDATE tasks t SET state = 'RUNNING', attempts = attempts + 1, ",
-            "worker_id = ($2::TEXT[])[p.slot], lease_node = ($3::TEXT[])[p.slot], ",
-            "lease_token = gen_random_uuid()::text, lease_expires_at = ",
-            now!(),
-            " + ($4::BIGINT[])[p.slot], last_progress_at = ",
-            now!(),
-            " FROM p WHERE t.id = p.id AND t.state = 'PENDING' ",
-            "RETURNING t.id, t.job_id, t.data_source_id, t.phase, t.payload, t.attempts, ",
-            "t.lease_token, t.lease_expires_at, p.slot), ",
-            "v AS (UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' ",
-            "AND (SELECT count(*) FROM c) > 0 RETURNING value), ",
-            "j AS (UPDATE jobs SET status_version = v.value, started_at = COALESCE(started_at, ",
-            now!(),
-            "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
-            "FROM v WHERE jobs.id = $1 RETURNING jobs.options) ",
-            "SELECT c.*, (SELECT options FROM j) AS options, ",
-            async_commit!(),
-            " FROM c"
-        ))
-        .bind(job_id)
-        .bind(&slots.workers)
-        .bind(&slots.nodes)
-        .bind(&slots.lease_ms)
-        .bind(slots.owner.len() as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        let options = rows
-            .first()
-            .and_then(|r| r.options.clone())
-            .unwrap_or_default();
-        Ok((
-            options,
-            rows.into_iter()
-                .filter_map(|r| {
-                    let k = usize::try_from(r.slot - 1).ok()?;
-                    Some((slots.owner.get(k).copied().flatten()?, r.task))
-                })
-                .collect(),
-        ))
     }
 
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome> {
@@ -944,4 +894,69 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?)
     }
+}
+
+/// Leases a job's pending tasks to the waiting workers `to` (one task each per round,
+/// as [`hand_off_rounds`]), lowest id first, skipping tasks someone else holds; starts
+/// the job on its first lease. Returns the job's options (empty when nothing was
+/// leased) and each leased task with the index in `to` of its worker.
+///
+/// Used when another replica announces a new job (PostgreSQL only: announcements are
+/// `NOTIFY`s), so that a long-poll here gets its task in one statement instead of
+/// refreshing its view of every job first. It runs on `executor`, in practice the
+/// listener's own connection, whose backend is awake already (it just delivered the
+/// announcement) where a pooled one would first have to be woken.
+pub async fn hand_off_pending_on<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    job_id: &str,
+    to: &[HandOff],
+) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
+    // Slot k (the k-th pending task, lowest id first) goes to waiter owner[k].
+    let slots = slot_leases(to.iter().map(|h| h.max).sum(), to);
+    // One statement: pick (`p`, numbered), lease (`c`), then the status version and
+    // the job's start as in `claim` (same lock order: tasks → counter → jobs).
+    let rows: Vec<HandedRow> = sqlx::query_as(concat!(
+        "WITH p AS (SELECT id, row_number() OVER (ORDER BY id) AS slot FROM (",
+        "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' AND not_before <= ",
+        now!(),
+        " ORDER BY id LIMIT $5 FOR UPDATE SKIP LOCKED) s), ",
+        "c AS (UPDATE tasks t SET state = 'RUNNING', attempts = attempts + 1, ",
+        "worker_id = ($2::TEXT[])[p.slot], lease_node = ($3::TEXT[])[p.slot], ",
+        "lease_token = gen_random_uuid()::text, lease_expires_at = ",
+        now!(),
+        " + ($4::BIGINT[])[p.slot], last_progress_at = ",
+        now!(),
+        " FROM p WHERE t.id = p.id AND t.state = 'PENDING' ",
+        "RETURNING t.id, t.job_id, t.data_source_id, t.phase, t.payload, t.attempts, ",
+        "t.lease_token, t.lease_expires_at, p.slot), ",
+        "v AS (UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' ",
+        "AND (SELECT count(*) FROM c) > 0 RETURNING value), ",
+        "j AS (UPDATE jobs SET status_version = v.value, started_at = COALESCE(started_at, ",
+        now!(),
+        "), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END ",
+        "FROM v WHERE jobs.id = $1 RETURNING jobs.options) ",
+        "SELECT c.*, (SELECT options FROM j) AS options, ",
+        async_commit!(),
+        " FROM c"
+    ))
+    .bind(job_id)
+    .bind(&slots.workers)
+    .bind(&slots.nodes)
+    .bind(&slots.lease_ms)
+    .bind(slots.owner.len() as i64)
+    .fetch_all(executor)
+    .await?;
+    let options = rows
+        .first()
+        .and_then(|r| r.options.clone())
+        .unwrap_or_default();
+    Ok((
+        options,
+        rows.into_iter()
+            .filter_map(|r| {
+                let k = usize::try_from(r.slot - 1).ok()?;
+                Some((slots.owner.get(k).copied().flatten()?, r.task))
+            })
+            .collect(),
+    ))
 }
