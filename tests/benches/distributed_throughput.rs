@@ -351,7 +351,10 @@ async fn main() {
         a.seconds, a.workers, a.slots
     );
     let cluster = if std::env::var("DATABASE_URL").is_err() {
-        Some(Cluster::start(ClusterOptions { durable: true }))
+        Some(Cluster::start(ClusterOptions {
+            durable: true,
+            ..ClusterOptions::default()
+        }))
     } else {
         None
     };

@@ -279,7 +279,10 @@ async fn main() {
         a.seconds, a.threads
     );
     let cluster = if a.backends.contains(&"postgres") && std::env::var("DATABASE_URL").is_err() {
-        Some(Cluster::start(ClusterOptions { durable: true }))
+        Some(Cluster::start(ClusterOptions {
+            durable: true,
+            ..ClusterOptions::default()
+        }))
     } else {
         None
     };

@@ -13,10 +13,12 @@ use sqlx::Connection;
 static ADMIN_URL: OnceLock<String> = OnceLock::new();
 
 /// Settings for a cluster started here.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ClusterOptions {
     /// Durable commits (`fsync`, `synchronous_commit`); off for tests, on for benches.
     pub durable: bool,
+    /// More server options, e.g. `-c wal_writer_delay=10s`.
+    pub extra: &'static str,
 }
 
 /// A running throwaway cluster.
@@ -143,7 +145,8 @@ impl Cluster {
             " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         };
         let server_opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data} -c max_connections=200{durability}"
+            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={data} -c max_connections=200{durability} {}",
+            opts.extra
         );
         let log = format!("{data}/server.log");
         run(
@@ -261,7 +264,7 @@ pub fn admin_url() -> String {
     ADMIN_URL
         .get_or_init(|| match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => url,
-            _ => Cluster::start(ClusterOptions { durable: false }).url,
+            _ => Cluster::start(ClusterOptions::default()).url,
         })
         .clone()
 }

@@ -142,15 +142,26 @@ async fn get(base: &str, path: &str) -> (u16, Value) {
 }
 
 async fn start_job(base: &str, sources: &[&str]) -> String {
+    let body = start_job_answer(base, sources).await;
+    body["job_id"].as_str().unwrap().to_owned()
+}
+
+/// `start_job`'s whole answer (the job's status); fails the test unless it succeeded.
+async fn start_job_answer(base: &str, sources: &[&str]) -> Value {
+    let (code, body) = try_start_job(base, sources).await;
+    assert!((200..300).contains(&code), "{code}: {body}");
+    body
+}
+
+/// `POST /start_job` over `sources`: the HTTP status and the answer.
+async fn try_start_job(base: &str, sources: &[&str]) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(format!("{base}/start_job"))
         .json(&json!({ "name": "dist", "data_sources": sources }))
         .send()
         .await
         .expect("start_job");
-    assert!(r.status().is_success(), "{}", r.status());
-    let body: Value = r.json().await.unwrap();
-    body["job_id"].as_str().unwrap().to_owned()
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 /// Polls the job's status on `base` until `cond`, tolerating 503s.
@@ -386,7 +397,7 @@ async fn an_orchestrator_replica_killed_mid_job_leaves_the_job_to_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_for_20_seconds_is_503_and_the_job_completes_exactly() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(ClusterOptions { durable: false });
+    let cluster = Cluster::start(ClusterOptions::default());
     let url = cluster.fresh_database().await;
     let root = tempfile::tempdir().unwrap();
     let c = corpus::generate(&root.path().join("share"), 99, 1200, 12);
@@ -452,7 +463,12 @@ async fn postgres_down_for_20_seconds_is_503_and_the_job_completes_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
     let _serial = SERIAL.lock().await;
-    let cluster = Cluster::start(ClusterOptions { durable: true });
+    // The WAL writer would write an unflushed commit out within 200 ms, where a crash
+    // no longer loses it; slowed down, so that only a missing flush can pass here.
+    let cluster = Cluster::start(ClusterOptions {
+        durable: true,
+        extra: "-c wal_writer_delay=10s",
+    });
     let url = cluster.fresh_database().await;
     let mesh = mesh_on(
         url,
@@ -469,9 +485,15 @@ async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
         let w = FakeWorker::new(&a.base, "fake-1");
         tokio::spawn(async move { w.get_task(1, 5).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let handed_job = start_job(&a.base, &["s1"]).await;
+    // Time for the poll to find nothing and queue itself.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let answer = start_job_answer(&a.base, &["s1"]).await;
     cluster.crash();
+    assert_eq!(
+        answer["tasks"]["by_state"]["RUNNING"], 1,
+        "the task was not handed off at creation: {answer}"
+    );
+    let handed_job = answer["job_id"].as_str().unwrap().to_owned();
     let (status, body) = poll.await.unwrap();
     assert_eq!(status, 200, "the waiting worker got no task: {body}");
     let handed = body["tasks"][0].clone();
@@ -487,12 +509,15 @@ async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
     );
 
     // (2) A plain claim, a delta poll, then the crash.
-    let claimed_job = start_job(&a.base, &["s1"]).await;
+    let (code, answer) = retry_503(|| try_start_job(&a.base, &["s1"])).await;
+    assert!((200..300).contains(&code), "{code}: {answer}");
+    let claimed_job = answer["job_id"].as_str().unwrap().to_owned();
     let (status, body) = retry_503(|| w.get_task(1, 5)).await;
     assert_eq!(status, 200, "{body}");
     let claimed = body["tasks"][0].clone();
     assert_eq!(claimed["job_id"], claimed_job.as_str(), "{body}");
-    let (status, delta) = get(&a.base, "/job_statuses?since_version=0&limit=100").await;
+    let (status, delta) =
+        retry_503(|| get(&a.base, "/job_statuses?since_version=0&limit=100")).await;
     assert_eq!(status, 200, "{delta}");
     let handed_out = delta["next_since_version"].as_i64().unwrap();
     cluster.crash();

@@ -45,11 +45,21 @@ pub async fn run(app: Arc<App>, url: String, stop: CancellationToken) {
 /// One connection: listens until it fails.
 async fn session(app: &App, url: &str, failures: &mut u32) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
+    // The announced hand-off runs on this connection; bounded, so that a lock held
+    // elsewhere cannot stall the notifications behind it for long.
+    sqlx::query("SET statement_timeout = 2000")
+        .execute(&mut listener)
+        .await?;
     listener.listen_all([CHANNEL, JOBS_CHANNEL]).await?;
     // Anything created while we were not listening: look once.
     app.wake.jobs_changed();
     loop {
-        let note = listener.recv().await?;
+        // `None`: the connection was lost. A new session reconnects (sqlx would do it
+        // quietly on the next call, without the timeout above), and looks once for
+        // what was announced meanwhile.
+        let Some(note) = listener.try_recv().await? else {
+            return Err(sqlx::Error::Protocol("notification connection lost".into()));
+        };
         *failures = 0;
         metrics::counter!("meridian_task_notifications_total").increment(1);
         if note.channel() == JOBS_CHANNEL {

@@ -298,32 +298,18 @@ impl RemoteWorkers {
             // answer (a race too narrow to hit from outside). Its leases go back; the
             // dropped waiter's long-poll, if still there, looks again.
             if !packets.is_empty() && self.app.failpoints.hit("hand_off.long_poll_gone").is_some() {
-                self.hand_back(packets).await;
+                hand_back(&self.app, packets).await;
                 continue;
             }
             let ids: Vec<i64> = packets.iter().map(|p| p.task_id).collect();
             match w.reply.send(packets) {
                 Ok(()) => self.track(&w.worker_id, ids.into_iter(), &[]),
-                Err(lost) => self.hand_back(lost).await,
-            }
-        }
-    }
-
-    /// Leases whose long-poll went away before its answer: back to `PENDING` now
-    /// rather than after the lease timeout.
-    async fn hand_back(&self, packets: Vec<WorkPacket>) {
-        for p in packets {
-            let lease = Lease {
-                task_id: p.task_id,
-                lease_token: p.lease_token,
-            };
-            let why = "handed off at creation to a long-poll that had gone";
-            if let Err(e) = reports::failed(&self.app, &lease, 1, why, FailureKind::Cancelled).await
-            {
-                tracing::warn!(
-                    "task {}: could not hand back ({e}); the reaper will",
-                    p.task_id
-                );
+                // In a task of its own: the listener answers announced hand-offs
+                // inline and must not wait on the pool.
+                Err(lost) => {
+                    let app = self.app.clone();
+                    tokio::spawn(async move { hand_back(&app, lost).await });
+                }
             }
         }
     }
@@ -369,6 +355,24 @@ impl RemoteWorkers {
                 current_tasks: e.tasks.clone(),
             })
             .collect()
+    }
+}
+
+/// Leases whose long-poll went away before its answer: back to `PENDING` now rather
+/// than after the lease timeout.
+async fn hand_back(app: &App, packets: Vec<WorkPacket>) {
+    for p in packets {
+        let lease = Lease {
+            task_id: p.task_id,
+            lease_token: p.lease_token,
+        };
+        let why = "handed off at creation to a long-poll that had gone";
+        if let Err(e) = reports::failed(app, &lease, 1, why, FailureKind::Cancelled).await {
+            tracing::warn!(
+                "task {}: could not hand back ({e}); the reaper will",
+                p.task_id
+            );
+        }
     }
 }
 

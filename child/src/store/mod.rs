@@ -98,7 +98,9 @@ pub trait Store: Send + Sync + 'static {
         to: &[HandOff],
     ) -> StoreResult<(CreateOutcome, Vec<(usize, ClaimedTask)>)>;
 
-    /// Returns once every commit made so far (by any connection) is durable.
+    /// Returns once every commit made so far (by any connection) is as durable as the
+    /// server's `synchronous_commit` makes a commit (on disk, and on synchronous
+    /// standbys if configured).
     /// Statements that create jobs or grant leases may commit without waiting for the
     /// disk (a lease lost in a crash only costs the work done under it: its reports are
     /// refused by token). Anything that leaves the site must not depend on such a

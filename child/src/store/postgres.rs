@@ -351,14 +351,17 @@ impl Store for PostgresStore {
     }
 
     async fn flush_commits(&self) -> StoreResult<()> {
-        // Nothing to do when the WAL is flushed up to where it is being inserted: every
-        // commit made before this statement is then on disk. Otherwise a transaction
-        // that writes WAL and commits with the session's `synchronous_commit` flushes
-        // the WAL up to its own commit record, so through every commit before it; a
-        // transactional logical-decoding message is the smallest such write (no table
-        // touched, any `wal_level`, no privilege needed).
+        // A transaction that writes WAL and commits with the session's
+        // `synchronous_commit` waits for the WAL up to its own commit record, so for
+        // every commit before it (locally, and on synchronous standbys when there are
+        // any); a transactional logical-decoding message is the smallest such write (no
+        // table touched, any `wal_level`; EXECUTE is granted to PUBLIC by default).
+        // Skipped when there are no synchronous standbys and the local WAL is flushed up
+        // to where it is being inserted: every earlier commit is then on disk. (With
+        // standbys, a local flush says nothing about them.)
         sqlx::query(
-            "SELECT CASE WHEN pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() \
+            "SELECT CASE WHEN current_setting('synchronous_standby_names') <> '' \
+             OR pg_current_wal_flush_lsn() < pg_current_wal_insert_lsn() \
              THEN pg_logical_emit_message(true, 'meridian', 'flush') END",
         )
         .execute(&self.pool)
@@ -905,7 +908,8 @@ impl Store for PostgresStore {
 /// `NOTIFY`s), so that a long-poll here gets its task in one statement instead of
 /// refreshing its view of every job first. It runs on `executor`, in practice the
 /// listener's own connection, whose backend is awake already (it just delivered the
-/// announcement) where a pooled one would first have to be woken.
+/// announcement) where a pooled one would first have to be woken. Not inside an
+/// explicit transaction: it makes its transaction's commit asynchronous.
 pub async fn hand_off_pending_on<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     job_id: &str,
