@@ -71,7 +71,6 @@ async fn session(app: &App, url: &str, failures: &mut u32) -> Result<(), sqlx::E
                 // already (it just sent the announcement).
                 let waiters = remote.take_waiters(pending);
                 if !waiters.is_empty() {
-                    let remote = remote.clone();
                     remote.take_announced(job, waiters, &mut listener).await;
                 }
             }
