@@ -208,25 +208,23 @@ impl Cluster {
 
     /// Stops the server now (`-m fast`), e.g. to test an outage.
     pub fn stop(&self) {
-        let d = self.data_dir.to_string_lossy().into_owned();
-        run(
-            &self.bin,
-            self.as_postgres,
-            "pg_ctl",
-            &["-D", &d, "-m", "fast", "-w", "stop"],
-        );
+        self.pg_ctl_stop("fast");
     }
 
     /// Kills the server as a crash would (`-m immediate`): no shutdown checkpoint, and
     /// WAL still in the server's buffers, not yet written out, is lost; the next start
     /// recovers from what reached the log.
     pub fn crash(&self) {
+        self.pg_ctl_stop("immediate");
+    }
+
+    fn pg_ctl_stop(&self, mode: &str) {
         let d = self.data_dir.to_string_lossy().into_owned();
         run(
             &self.bin,
             self.as_postgres,
             "pg_ctl",
-            &["-D", &d, "-m", "immediate", "-w", "stop"],
+            &["-D", &d, "-m", mode, "-w", "stop"],
         );
     }
 

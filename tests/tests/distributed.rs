@@ -480,9 +480,10 @@ async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
     mesh.db.close().await;
     let w = FakeWorker::new(&a.base, "fake-1");
 
-    // (1) A hand-off at creation, then the crash. A poll that was not queued yet when
-    // the job started (a loaded machine, back-pressure) claims the task the ordinary
-    // way instead: that task is completed and the scenario tried again.
+    // (1) A hand-off at creation, then the crash. A poll caught between two looks of
+    // its poll fallback (off the queue for a moment every 500 ms) when the job started
+    // claims the task the ordinary way instead: that task is completed and the
+    // scenario tried again.
     let mut attempts = 0;
     let (answer, poll) = loop {
         attempts += 1;
