@@ -1,6 +1,10 @@
 //! The in-process worker pool: `worker.in_process_thread_count` workers reading one
-//! queue. On shutdown a worker takes no new packet and lets its running task finish
-//! within the grace period; after that the task is aborted and handed back.
+//! queue, each on a thread of its own (a long-lived blocking-pool thread driving the
+//! worker's loop with `block_on`): a worker scans on the thread it runs on, with no
+//! hand-over per task ([`ScanOn::ThisThread`]), while its reports and heartbeats use
+//! the async runtime as before. On shutdown a worker takes no new packet and lets its
+//! running task finish within the grace period; after that the task is aborted and
+//! handed back.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{InProcess, Reporter};
-use super::runner;
+use super::runner::{self, ScanOn};
 use crate::app::App;
 use crate::health::component;
 
@@ -30,19 +34,22 @@ pub fn spawn(
         let id = format!("{}/{}/w{n}", app.node_id(), app.incarnation);
         let (app, queue, stop, abort) = (app.clone(), queue.clone(), stop.clone(), abort.clone());
         let reporter = reporter.clone();
-        set.spawn(async move {
-            app.workers.register(&id);
-            loop {
-                let packet = tokio::select! {
-                    biased;
-                    _ = stop.cancelled() => break,
-                    p = queue.recv() => match p { Ok(p) => p, Err(_) => break },
-                };
-                app.workers.set_current(&id, Some(packet.task_id));
-                runner::run(&reporter, &id, packet, &abort).await;
-                app.workers.set_current(&id, None);
-            }
-            app.workers.unregister(&id);
+        let runtime = tokio::runtime::Handle::current();
+        set.spawn_blocking(move || {
+            runtime.block_on(async move {
+                app.workers.register(&id);
+                loop {
+                    let packet = tokio::select! {
+                        biased;
+                        _ = stop.cancelled() => break,
+                        p = queue.recv() => match p { Ok(p) => p, Err(_) => break },
+                    };
+                    app.workers.set_current(&id, Some(packet.task_id));
+                    runner::run(&reporter, &id, packet, &abort, ScanOn::ThisThread).await;
+                    app.workers.set_current(&id, None);
+                }
+                app.workers.unregister(&id);
+            })
         });
     }
     app.health.healthy(component::WORKER_POOL);

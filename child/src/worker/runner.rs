@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use meridian_shared::backoff::Backoff;
 use meridian_shared::states::Phase;
-use meridian_shared::wire::WorkPacket;
+use meridian_shared::wire::{JobOptions, WorkPacket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::report::Reporter;
-use crate::config::DataSourceConfig;
+use crate::config::{DataSourceConfig, PostgresSource};
 use crate::engine::reports::FailureKind;
 use crate::scan::extract::ExtractSettings;
 use crate::scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
@@ -20,6 +20,18 @@ use crate::store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
     ReportOutcome,
 };
+
+/// Where a packet's blocking work (reading, extracting and classifying an object) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOn {
+    /// The thread driving [`run`]: an in-process worker's own thread, on which nothing
+    /// else runs. No hand-over per task (two cross-thread wake-ups, about a third of a
+    /// millisecond on a virtual machine, as much as scanning a 30 KB file), and the
+    /// regex engines' per-thread state stays warm from one object to the next.
+    ThisThread,
+    /// Tokio's blocking pool, for callers on the async runtime (remote workers).
+    BlockingPool,
+}
 
 /// Why the heartbeat stopped a task.
 #[derive(Debug, Default)]
@@ -35,6 +47,7 @@ pub async fn run(
     worker_id: &str,
     packet: WorkPacket,
     deadline: &CancellationToken,
+    scan_on: ScanOn,
 ) {
     let lease = Lease {
         task_id: packet.task_id,
@@ -50,7 +63,7 @@ pub async fn run(
         deadline.clone(),
     ));
     let started = std::time::Instant::now();
-    let result = execute(app, &packet, &lease, &stop).await;
+    let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
     heartbeat.abort();
     match result {
@@ -173,6 +186,7 @@ async fn execute(
     packet: &WorkPacket,
     lease: &Lease,
     stop: &Arc<Stop>,
+    scan_on: ScanOn,
 ) -> Result<ObjectScan, ScanError> {
     let gone = || {
         ScanError::Permanent("the task's data source is no longer configured at this site".into())
@@ -189,7 +203,7 @@ async fn execute(
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
             .map(|()| ObjectScan::default()),
-        Phase::Process => process(app, packet, ds, stop).await,
+        Phase::Process => process(app, packet, ds, stop, scan_on).await,
     }
 }
 
@@ -297,6 +311,7 @@ async fn process(
     packet: &WorkPacket,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
+    scan_on: ScanOn,
 ) -> Result<ObjectScan, ScanError> {
     let key = packet.payload["key"]
         .as_str()
@@ -319,11 +334,18 @@ async fn process(
             .tables
             .unwrap_or(cfg.connector.get_table_or_images_enabled),
     };
+    // The database connector is async (its queries) and classifies the rows it samples
+    // inline: a worker's own thread just awaits it; on the runtime it goes to the
+    // blocking pool like a file, driven there by `block_on`.
+    if let (DataSourceConfig::Postgres(pg), ScanOn::ThisThread) = (&ds, scan_on) {
+        let rows = sampling(&packet.options, pg);
+        return postgres::process(pg, &key, object_id, &classifiers, rows, &stop.abort).await;
+    }
     let attempt = packet.attempt;
     let stop = stop.clone();
     let options = packet.options.clone();
     let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || match &ds {
+    let scan = move || match &ds {
         DataSourceConfig::Filesystem(fs) => filesystem::process(
             fs,
             &key,
@@ -333,22 +355,28 @@ async fn process(
             settings,
             &stop.abort,
         ),
-        DataSourceConfig::Postgres(pg) => {
-            let sampling = postgres::Sampling {
-                rows: options.sample_rows.unwrap_or(pg.sample_rows),
-                percent: options.sample_percent.unwrap_or(pg.sample_percent),
-            };
-            handle.block_on(postgres::process(
-                pg,
-                &key,
-                object_id,
-                &classifiers,
-                sampling,
-                &stop.abort,
-            ))
-        }
+        DataSourceConfig::Postgres(pg) => handle.block_on(postgres::process(
+            pg,
+            &key,
+            object_id,
+            &classifiers,
+            sampling(&options, pg),
+            &stop.abort,
+        )),
         DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
-    })
-    .await
-    .map_err(|e| ScanError::Retryable(format!("scanner crashed: {e}")))?
+    };
+    match scan_on {
+        ScanOn::ThisThread => scan(),
+        ScanOn::BlockingPool => tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|e| ScanError::Retryable(format!("scanner crashed: {e}")))?,
+    }
+}
+
+/// A job's sampling limits for a database source, its own where the job sets none.
+fn sampling(options: &JobOptions, pg: &PostgresSource) -> postgres::Sampling {
+    postgres::Sampling {
+        rows: options.sample_rows.unwrap_or(pg.sample_rows),
+        percent: options.sample_percent.unwrap_or(pg.sample_percent),
+    }
 }
