@@ -1,7 +1,7 @@
 //! AWS access key ids: a four-letter type prefix and sixteen upper-case alphanumeric
 //! characters (`AKIA…` long-term, `ASIA…` temporary).
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 use crate::scan::mask;
@@ -12,13 +12,14 @@ pub const NAME: &str = "aws_access_key_id";
 pub const TRIGGER: &str = r"AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA";
 
 pub struct AwsAccessKeyId {
-    re: Regex,
+    re: Pattern,
 }
 
 impl AwsAccessKeyId {
     pub fn new() -> Self {
-        let re = Regex::new(
+        let re = Pattern::new(
             r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}(?-u:\b)",
+            Prefilter::Literal,
         )
         .expect("static regex");
         AwsAccessKeyId { re }

@@ -3,7 +3,7 @@
 //! together with `secret`, or `aws_secret_access_key` / `SecretAccessKey` spelled out.
 //! A 40-character hex string (a SHA-1) is never taken: real keys mix cases and digits.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match, contains_word, line_around};
 use crate::scan::mask;
@@ -16,12 +16,12 @@ pub const NAME: &str = "aws_secret_access_key";
 pub const TRIGGER: &str = r"(?i)secret";
 
 pub struct AwsSecretAccessKey {
-    re: Regex,
+    re: Pattern,
 }
 
 impl AwsSecretAccessKey {
     pub fn new() -> Self {
-        let re = Regex::new(r"[A-Za-z0-9/+]{40,}").expect("static regex");
+        let re = Pattern::new(r"[A-Za-z0-9/+]{40,}", Prefilter::Off).expect("static regex");
         AwsSecretAccessKey { re }
     }
 }

@@ -1,7 +1,7 @@
 //! Payment card numbers: 13–19 digits, optionally grouped by spaces or dashes, with a
 //! known issuer prefix and a valid Luhn check digit.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 use crate::scan::mask;
@@ -14,12 +14,16 @@ pub const NAME: &str = "payment_card";
 pub const TRIGGER: &str = r"[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9]";
 
 pub struct PaymentCard {
-    re: Regex,
+    re: Pattern,
 }
 
 impl PaymentCard {
     pub fn new() -> Self {
-        let re = Regex::new(r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)").expect("static regex");
+        let re = Pattern::new(
+            r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)",
+            Prefilter::Off,
+        )
+        .expect("static regex");
         PaymentCard { re }
     }
 }

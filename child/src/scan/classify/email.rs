@@ -1,6 +1,6 @@
 //! E-mail addresses.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 use crate::scan::mask;
@@ -12,14 +12,14 @@ pub const NAME: &str = "email";
 pub const TRIGGER: &str = r"[A-Za-z0-9._%+-]@[A-Za-z0-9]";
 
 pub struct Email {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Email {
     pub fn new() -> Self {
         // Local part, @, dotted domain with a 2+ letter TLD. Deliberately plain: RFC
         // 5322 allows far more, but those forms are rare in documents and noisy to match.
-        let re = Regex::new(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)")
+        let re = Pattern::new(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)", Prefilter::Off)
             .expect("static regex");
         Email { re }
     }

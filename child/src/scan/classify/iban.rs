@@ -2,7 +2,7 @@
 //! country-specific number of alphanumerics, written compact or in groups of four,
 //! accepted only when the length fits the country and the ISO 7064 mod-97 check holds.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 use crate::scan::mask;
@@ -60,13 +60,13 @@ const LENGTHS: &[(&str, usize)] = &[
 ];
 
 pub struct Iban {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Iban {
     pub fn new() -> Self {
-        let re = Regex::new(
-            r"(?-u:\b)[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?-u:\b)",
+        let re = Pattern::new(
+            r"(?-u:\b)[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)(?-u:\b)", Prefilter::Off
         )
         .expect("static regex");
         Iban { re }

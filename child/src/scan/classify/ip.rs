@@ -5,7 +5,7 @@
 
 use std::net::Ipv6Addr;
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 use crate::scan::mask;
@@ -19,14 +19,16 @@ pub const TRIGGER_V4: &str = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]";
 pub const TRIGGER_V6: &str = r":[0-9a-fA-F]{0,4}:";
 
 pub struct Ipv4 {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Ipv4 {
     pub fn new() -> Self {
-        let re =
-            Regex::new(r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))")
-                .expect("static regex");
+        let re = Pattern::new(
+            r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))",
+            Prefilter::Off,
+        )
+        .expect("static regex");
         Ipv4 { re }
     }
 }
@@ -67,13 +69,16 @@ impl Classifier for Ipv4 {
 }
 
 pub struct Ipv6 {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Ipv6 {
     pub fn new() -> Self {
-        let re = Regex::new(r"(?i)(?:^|[^\w:])([0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7})(?:$|[^\w:])")
-            .expect("static regex");
+        let re = Pattern::new(
+            r"(?i)(?:^|[^\w:])([0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7})(?:$|[^\w:])",
+            Prefilter::Off,
+        )
+        .expect("static regex");
         Ipv6 { re }
     }
 }

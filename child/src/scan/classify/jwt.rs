@@ -2,7 +2,7 @@
 //! decodes to a JSON header with an `alg`. The header is not secret, but the token is
 //! a credential, so only the header's algorithm shows in the sample.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 
@@ -12,14 +12,15 @@ pub const NAME: &str = "jwt";
 pub const TRIGGER: &str = r"[A-Za-z0-9_-]\.eyJ";
 
 pub struct Jwt {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Jwt {
     pub fn new() -> Self {
         // Segment lengths are bounded so a match stays inside the scan overlap.
-        let re = Regex::new(
-            r"(?-u:\b)(eyJ[A-Za-z0-9_-]{5,1000})\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
+        let re = Pattern::new(
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{5,1000}\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
+            Prefilter::Literal,
         )
         .expect("static regex");
         Jwt { re }
@@ -80,11 +81,12 @@ impl Classifier for Jwt {
         if !text.contains("eyJ") {
             return;
         }
-        for c in self.re.captures_iter(text) {
-            let (Some(whole), Some(header)) = (c.get(0), c.get(1)) else {
-                continue;
-            };
-            if header_alg(header.as_str()).is_some() {
+        // The header is the match up to its first dot (its characters exclude dots):
+        // no capturing search, which on this pattern's long counted repetitions cost
+        // 12,000 instructions per token.
+        for whole in self.re.find_iter(text) {
+            let header = whole.as_str().split('.').next().unwrap_or_default();
+            if header_alg(header).is_some() {
                 out.push(Match {
                     start: whole.start(),
                     end: whole.end(),

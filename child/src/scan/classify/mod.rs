@@ -17,6 +17,7 @@ mod email;
 mod iban;
 mod ip;
 mod jwt;
+mod pattern;
 mod phone;
 mod private_key;
 mod scanner;

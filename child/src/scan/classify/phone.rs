@@ -3,7 +3,7 @@
 //! `415.555.2671`). A bare run of digits is not taken for a phone number: order and
 //! reference numbers look the same. Context words raise the confidence.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match, contains_word, line_around};
 use crate::scan::mask;
@@ -17,18 +17,21 @@ pub const TRIGGER: &str = r"\+[1-9]|\([2-9][0-9]{2}\)|[2-9][0-9]{2}[-.][2-9]";
 const CONTEXT: &[&str] = &["phone", "tel", "mobile", "cell", "call", "fax"];
 
 pub struct Phone {
-    re: Regex,
+    re: Pattern,
 }
 
 impl Phone {
     pub fn new() -> Self {
-        let re = Regex::new(concat!(
-            r"(?:^|[^\w+])(",
-            r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}",
-            r"|\([2-9][0-9]{2}\) ?[2-9][0-9]{2}-[0-9]{4}",
-            r"|(?-u:\b)[2-9][0-9]{2}([-.])[2-9][0-9]{2}[-.][0-9]{4}",
-            r")(?-u:\b)"
-        ))
+        let re = Pattern::new(
+            concat!(
+                r"(?:^|[^\w+])(",
+                r"\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}",
+                r"|\([2-9][0-9]{2}\) ?[2-9][0-9]{2}-[0-9]{4}",
+                r"|(?-u:\b)[2-9][0-9]{2}([-.])[2-9][0-9]{2}[-.][0-9]{4}",
+                r")(?-u:\b)"
+            ),
+            Prefilter::Off,
+        )
         .expect("static regex");
         Phone { re }
     }
@@ -57,9 +60,8 @@ impl Classifier for Phone {
             if value.starts_with('+') && !(8..=15).contains(&digits) {
                 continue;
             }
-            let context = CONTEXT
-                .iter()
-                .any(|w| contains_word(line_around(text, m.start(), m.end()), w));
+            let line = line_around(text, m.start(), m.end());
+            let context = CONTEXT.iter().any(|w| contains_word(line, w));
             out.push(Match {
                 start: m.start(),
                 end: m.end(),

@@ -2,7 +2,7 @@
 //! `… OPENSSH …`, `… ENCRYPTED …`, plain PKCS#8). One finding per block, at the line
 //! of its header; the key material itself is never looked at.
 
-use regex::Regex;
+use super::pattern::{Pattern, Prefilter};
 
 use super::{Classifier, Match};
 
@@ -12,13 +12,16 @@ pub const NAME: &str = "private_key";
 pub const TRIGGER: &str = r"-----BEGIN ";
 
 pub struct PrivateKey {
-    re: Regex,
+    re: Pattern,
 }
 
 impl PrivateKey {
     pub fn new() -> Self {
-        let re =
-            Regex::new(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----").expect("static regex");
+        let re = Pattern::new(
+            r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY-----",
+            Prefilter::Literal,
+        )
+        .expect("static regex");
         PrivateKey { re }
     }
 }
@@ -40,10 +43,7 @@ impl Classifier for PrivateKey {
         if !text.contains("-----BEGIN ") {
             return;
         }
-        for c in self.re.captures_iter(text) {
-            let Some(whole) = c.get(0) else {
-                continue;
-            };
+        for whole in self.re.find_iter(text) {
             out.push(Match {
                 start: whole.start(),
                 end: whole.end(),

@@ -14,8 +14,10 @@ use super::triggers::{self, CandidateLine};
 use super::{Classifier, ClassifierRef, Match, NAMES};
 use crate::store::NewFinding;
 
+/// Newlines in `b`, jumping between them with `memchr` (a byte-by-byte count was a
+/// twentieth of the scan).
 fn newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|c| **c == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', b).count() as u64
 }
 
 /// Lines named in a finding's location at most.
