@@ -21,6 +21,7 @@ mod pattern;
 mod phone;
 mod private_key;
 mod scanner;
+mod shapes;
 mod ssn;
 pub mod triggers;
 

@@ -66,10 +66,11 @@ impl<'t> Groups<'t> {
 }
 
 impl Pattern {
-    pub fn new(pattern: &str, prefilter: Prefilter) -> Result<Pattern, BuildError> {
+    pub fn new(pattern: &str, prefilter: Prefilter) -> Result<Pattern, Box<BuildError>> {
         let re = meta::Regex::builder()
             .configure(meta::Config::new().auto_prefilter(prefilter == Prefilter::Literal))
-            .build(pattern)?;
+            .build(pattern)
+            .map_err(Box::new)?;
         Ok(Pattern { re })
     }
 

@@ -25,7 +25,9 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::syntax;
 
-use super::{aws, aws_secret, card, contains_word, email, iban, ip, jwt, phone, private_key, ssn};
+use super::{
+    aws, aws_secret, card, contains_word, email, iban, ip, jwt, phone, private_key, shapes, ssn,
+};
 
 /// The trigger of each built-in, in the order of [`super::NAMES`].
 pub const TRIGGERS: [&str; 11] = [
@@ -180,8 +182,8 @@ pub fn line_mask(line: &[u8]) -> u16 {
         line.len() >= 40 && contains_word(line, b"secret"),
         // IBAN: 2 letters, 2 check digits, at least 11 more of [A-Z0-9].
         upper >= 2 && digits >= 2 && upper + digits >= 15,
-        // phone: 8 to 15 digits in every accepted form.
-        digits >= 8,
+        // phone: 8 to 15 digits in every accepted form; its trigger.
+        digits >= 8 && shapes::phone(line),
         // IPv4: four dotted groups.
         digits >= 4 && dot >= 3,
         // IPv6: at least two colons.

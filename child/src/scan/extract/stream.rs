@@ -77,7 +77,7 @@ fn scan_blocks(
         let end = if eof {
             buf.len()
         } else {
-            char_boundary(&buf, behind + block)
+            char_boundary(buf, behind + block)
         };
         if end <= behind {
             return Ok(());
@@ -85,7 +85,7 @@ fn scan_blocks(
         let window_end = if eof {
             buf.len()
         } else {
-            char_boundary(&buf, (end + OVERLAP_BYTES).min(buf.len()))
+            char_boundary(buf, (end + OVERLAP_BYTES).min(buf.len()))
         };
         let (text, counted) = decode(buf, behind, end, window_end);
         scanner.scan_window(&text, counted, line_at_buf_start);
@@ -93,7 +93,7 @@ fn scan_blocks(
             return Ok(());
         }
         // The tail of this block becomes the next lookbehind.
-        let keep_from = char_boundary(&buf, end.saturating_sub(OVERLAP_BYTES).max(behind));
+        let keep_from = char_boundary(buf, end.saturating_sub(OVERLAP_BYTES).max(behind));
         line_at_buf_start += newlines(&buf[..keep_from]);
         buf.drain(..keep_from);
         behind = end - keep_from;
