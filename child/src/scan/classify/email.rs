@@ -19,7 +19,7 @@ impl Email {
     pub fn new() -> Self {
         // Local part, @, dotted domain with a 2+ letter TLD. Deliberately plain: RFC
         // 5322 allows far more, but those forms are rare in documents and noisy to match.
-        let re = Pattern::new(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)", Prefilter::Off)
+        let re = Pattern::new(r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}(?-u:\b)", Prefilter::Literal)
             .expect("static regex");
         Email { re }
     }
