@@ -85,6 +85,16 @@ impl Pattern {
         })
     }
 
+    /// The first match at or after byte `at` (looking behind `at` for context).
+    pub fn find_at<'t>(&self, text: &'t str, at: usize) -> Option<Found<'t>> {
+        self.re
+            .search(&Input::new(text).range(at..))
+            .map(|m| Found {
+                text,
+                span: m.span(),
+            })
+    }
+
     /// The first match at or after byte `at` (looking behind `at` for context, as the
     /// `regex` crate's `captures_at` does).
     pub fn captures_at<'t>(&self, text: &'t str, at: usize) -> Option<Groups<'t>> {
