@@ -27,6 +27,7 @@ meridian_tests::on_both!(
     back_pressure_holds_tasks_until_a_live_change_lifts_it,
     an_expired_lease_is_reaped_and_its_late_report_refused,
     a_failing_loop_is_restarted_and_the_job_completes,
+    a_panicking_scan_fails_its_task_and_the_worker_goes_on,
 );
 
 fn tasks_in(status: &Value, phase: &str, state: &str) -> i64 {
@@ -340,5 +341,30 @@ async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
         "{health}"
     );
     assert_eq!(health["components"]["pipeliner"]["restarts"], 4);
+    site.stop().await.unwrap();
+}
+
+/// A panic in a connector or classifier (here a failpoint) is a retryable task
+/// failure: the worker that ran it goes on with the next task, its heartbeat stops,
+/// and the job completes with every object scanned.
+async fn a_panicking_scan_fails_its_task_and_the_worker_goes_on(backend: Backend) {
+    let yaml = "worker:\n  in_process_thread_count: 1\ndata_sources:\n  - id: s\n    kind: synthetic\n    objects: 20\n";
+    let failpoints = Failpoints::parse("scan_panic=panic*2").unwrap();
+    let site = TestSite::start_with(backend, yaml, failpoints).await;
+    let job = site
+        .start_job(json!({ "name": "panics", "data_sources": ["s"] }))
+        .await;
+    let status = site.wait_terminal(&job, LONG).await;
+    assert_eq!(status["state"], "COMPLETED", "{status}");
+    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 20, "{status}");
+    assert_eq!(status["objects"]["processed"], 20, "{status}");
+    let (_, workers) = site.get("/workers").await;
+    let workers = workers.as_array().unwrap();
+    assert_eq!(
+        workers.len(),
+        1,
+        "the one worker is still registered: {workers:?}"
+    );
+    assert_eq!(workers[0]["current_tasks"], json!([]), "{workers:?}");
     site.stop().await.unwrap();
 }

@@ -1,8 +1,9 @@
 //! The in-process worker pool: `worker.in_process_thread_count` workers reading one
-//! queue, each on a thread of its own (a long-lived blocking-pool thread driving the
-//! worker's loop with `block_on`): a worker scans on the thread it runs on, with no
-//! hand-over per task ([`ScanOn::ThisThread`]), while its reports and heartbeats use
-//! the async runtime as before. On shutdown a worker takes no new packet and lets its
+//! queue, each on an OS thread of its own (`meridian-wN`, driving the worker's loop
+//! with `block_on`; not the blocking pool, whose 512 threads a large pool would use up
+//! and starve discovery's walker of): a worker scans on the thread it runs on, with
+//! no hand-over per task ([`ScanOn::ThisThread`]), while its reports and heartbeats
+//! use the async runtime as before. On shutdown a worker takes no new packet and lets its
 //! running task finish within the grace period; after that the task is aborted and
 //! handed back.
 
@@ -35,7 +36,9 @@ pub fn spawn(
         let (app, queue, stop, abort) = (app.clone(), queue.clone(), stop.clone(), abort.clone());
         let reporter = reporter.clone();
         let runtime = tokio::runtime::Handle::current();
-        set.spawn_blocking(move || {
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let name = format!("meridian-w{n}");
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
             runtime.block_on(async move {
                 app.workers.register(&id);
                 loop {
@@ -49,8 +52,19 @@ pub fn spawn(
                     app.workers.set_current(&id, None);
                 }
                 app.workers.unregister(&id);
-            })
+            });
+            // Dropped unsent if the loop panicked: the join below ends either way.
+            let _ = done.send(());
         });
+        match thread {
+            Ok(_) => {
+                set.spawn(async move {
+                    let _ = finished.await;
+                });
+            }
+            // The pool watch reports the missing worker (degraded health).
+            Err(e) => tracing::error!("cannot start worker thread {n}: {e}"),
+        }
     }
     app.health.healthy(component::WORKER_POOL);
     set

@@ -1,10 +1,12 @@
 //! Runs one work packet: heartbeats while the connector works on a blocking thread,
 //! then reports. Whatever happens, the task's in-flight slot is given back.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use meridian_shared::backoff::Backoff;
 use meridian_shared::states::Phase;
 use meridian_shared::wire::{JobOptions, WorkPacket};
@@ -54,18 +56,20 @@ pub async fn run(
         lease_token: packet.lease_token.clone(),
     };
     let stop = Arc::new(Stop::default());
-    let heartbeat = tokio::spawn(heartbeat_loop(
+    // Aborted when this function returns or unwinds: a detached heartbeat would keep
+    // extending a lease nobody works on.
+    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat_loop(
         app.clone(),
         worker_id.to_owned(),
         lease.clone(),
         Duration::from_secs(packet.heartbeat_interval_seconds.max(1)),
         stop.clone(),
         deadline.clone(),
-    ));
+    )));
     let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
-    heartbeat.abort();
+    drop(_heartbeat);
     match result {
         Ok(scan) => {
             let object = scan.outcome.map(|outcome| ObjectResult {
@@ -339,13 +343,20 @@ async fn process(
     // blocking pool like a file, driven there by `block_on`.
     if let (DataSourceConfig::Postgres(pg), ScanOn::ThisThread) = (&ds, scan_on) {
         let rows = sampling(&packet.options, pg);
-        return postgres::process(pg, &key, object_id, &classifiers, rows, &stop.abort).await;
+        let scan = postgres::process(pg, &key, object_id, &classifiers, rows, &stop.abort);
+        return AssertUnwindSafe(scan)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(crashed()));
     }
     let attempt = packet.attempt;
     let stop = stop.clone();
     let options = packet.options.clone();
+    // Test failpoint: the scan panics, as a connector or classifier bug would.
+    let panics = app.failpoint("scan_panic");
     let handle = tokio::runtime::Handle::current();
     let scan = move || match &ds {
+        _ if panics => panic!("failpoint scan_panic"),
         DataSourceConfig::Filesystem(fs) => filesystem::process(
             fs,
             &key,
@@ -366,10 +377,27 @@ async fn process(
         DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
     };
     match scan_on {
-        ScanOn::ThisThread => scan(),
+        // A panic in a connector or classifier fails the task (retryable), as the
+        // blocking pool's join error does, instead of ending the worker's loop.
+        ScanOn::ThisThread => {
+            std::panic::catch_unwind(AssertUnwindSafe(scan)).unwrap_or_else(|_| Err(crashed()))
+        }
         ScanOn::BlockingPool => tokio::task::spawn_blocking(scan)
             .await
             .map_err(|e| ScanError::Retryable(format!("scanner crashed: {e}")))?,
+    }
+}
+
+fn crashed() -> ScanError {
+    ScanError::Retryable("scanner crashed (panicked)".into())
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

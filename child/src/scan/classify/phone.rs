@@ -60,7 +60,7 @@ impl Classifier for Phone {
                     None => continue,
                 }
             } else {
-                let before = text[whole.start()..].chars().next();
+                let before = text.get(whole.start()..).and_then(|t| t.chars().next());
                 whole.start() + before.map_or(0, char::len_utf8)
             };
             let Some(value) = text.get(start..whole.end()) else {
@@ -146,7 +146,7 @@ mod tests {
         use rand::{Rng, SeedableRng};
         const PIECES: &[&str] = &[
             "0", "1", "2", "4", "5", "7", "9", "41", "555", " ", "-", ".", "+", "(", ")", "x", "é",
-            "\n", "_", "+1 ", "(415) ", "415-", "555.", "2671",
+            "—", "\u{a0}", "€", "\n", "_", "+1 ", "(415) ", "415-", "555.", "2671",
         ];
         let c = Phone::new();
         let reference = regex::Regex::new(PATTERN).unwrap();

@@ -8,7 +8,8 @@
 //! classifier (most lines of most files) cost one pass of the regex engine's fastest
 //! loop. On a candidate line, [`line_mask`] then decides from a few byte counts which
 //! classifiers can match there at all (a card needs 13 digits, an e-mail an `@`, …),
-//! and only those run on it.
+//! plus a hand-written check of the phone trigger (`shapes.rs`), and only those run
+//! on it.
 //!
 //! Both steps only need to be *necessary* conditions, never exact: a classifier that
 //! runs on a line where it finds nothing costs one short search. An overlapping

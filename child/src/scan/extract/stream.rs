@@ -1,6 +1,7 @@
 //! Streams text through the classifiers in fixed-size windows, never holding a whole
-//! file: memory per object is bounded by `BLOCK_BYTES + 2 * OVERLAP_BYTES` whatever
-//! the file size or line length.
+//! file: memory per object is bounded by `BLOCK_BYTES + 2 * OVERLAP_BYTES` (and the
+//! three bytes of a character cut at a block boundary) whatever the file size or line
+//! length.
 //!
 //! Each block is scanned together with `OVERLAP_BYTES` of the block before (so that a
 //! match's left context, such as a word boundary, is right) and of the block after (so
@@ -33,11 +34,14 @@ pub fn scan_reader(
     // `buf` holds: [lookbehind][current block][lookahead …]. One buffer per scanning
     // thread, kept between objects: a fresh megabyte per file was mapped, faulted in
     // page by page and unmapped again, for every file.
+    // The lookbehind can be 3 bytes longer than the overlap (a character cut at the
+    // block boundary is kept whole).
+    let bound = block + 2 * OVERLAP_BYTES + 4;
     let mut buf = BUFFER.with(|b| b.take());
     buf.clear();
-    buf.reserve(block + 2 * OVERLAP_BYTES);
+    buf.reserve(bound);
     let scanned = scan_blocks(reader, scanner, block, abort, &mut buf);
-    if buf.capacity() <= block + 2 * OVERLAP_BYTES {
+    if buf.capacity() <= bound {
         buf.clear();
         BUFFER.with(|b| b.replace(buf));
     }
