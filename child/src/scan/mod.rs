@@ -48,5 +48,11 @@ pub fn check(abort: &AtomicBool) -> Result<(), ScanError> {
     }
 }
 
+/// Newlines in `b`, jumping between them with `memchr` (a byte-by-byte count was a
+/// twentieth of the scan).
+pub(crate) fn newlines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
 /// Receives discovered objects in batches; `false` means stop (lease lost).
 pub type BatchSink<'a> = dyn FnMut(Vec<NewObject>) -> bool + 'a;

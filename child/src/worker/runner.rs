@@ -58,7 +58,7 @@ pub async fn run(
     let stop = Arc::new(Stop::default());
     // Aborted when this function returns or unwinds: a detached heartbeat would keep
     // extending a lease nobody works on.
-    let _heartbeat = AbortOnDrop(tokio::spawn(heartbeat_loop(
+    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat_loop(
         app.clone(),
         worker_id.to_owned(),
         lease.clone(),
@@ -69,7 +69,7 @@ pub async fn run(
     let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
-    drop(_heartbeat);
+    drop(heartbeat);
     match result {
         Ok(scan) => {
             let object = scan.outcome.map(|outcome| ObjectResult {

@@ -12,13 +12,8 @@ use std::ops::Range;
 
 use super::triggers::{self, CandidateLine};
 use super::{Classifier, ClassifierRef, Match, NAMES};
+use crate::scan::newlines;
 use crate::store::NewFinding;
-
-/// Newlines in `b`, jumping between them with `memchr` (a byte-by-byte count was a
-/// twentieth of the scan).
-fn newlines(b: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', b).count() as u64
-}
 
 /// Lines named in a finding's location at most.
 pub const MAX_LINES_LISTED: usize = 20;

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::sync::atomic::AtomicBool;
 
 use crate::scan::classify::TextScanner;
-use crate::scan::{ScanError, check};
+use crate::scan::{ScanError, check, newlines};
 
 /// Bytes per block handed to the classifiers.
 pub const BLOCK_BYTES: usize = 1 << 20;
@@ -112,10 +112,6 @@ pub fn scan_text(
 ) -> Result<(), ScanError> {
     let mut bytes = text.as_bytes();
     scan_reader(&mut bytes, scanner, BLOCK_BYTES, abort).map_err(|_| ScanError::Aborted)
-}
-
-fn newlines(b: &[u8]) -> u64 {
-    memchr::memchr_iter(b'\n', b).count() as u64
 }
 
 /// The largest index ≤ `i` that does not split a UTF-8 sequence (at most 3 back).
