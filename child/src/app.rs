@@ -27,6 +27,9 @@ pub struct Wakeups {
     pub pipeliner: Arc<Notify>,
     /// Tasks reached terminal states: a job may be finished.
     pub finisher: Arc<Notify>,
+    /// The last task in flight on this node was reported: a job has most likely just
+    /// finished, and the finisher cuts its pause short.
+    pub drained: Arc<Notify>,
     /// Set when jobs were created, cancelled or finished: re-read the active jobs.
     pub jobs_changed: AtomicBool,
     /// Set when tasks became pending: ask the database even for jobs that had none.
@@ -115,6 +118,13 @@ impl App {
     /// The current configuration.
     pub fn cfg(&self) -> Arc<SystemConfig> {
         self.config.load_full()
+    }
+
+    /// Gives back `n` in-flight slots; the finisher hears when none is left.
+    pub fn release_in_flight(&self, n: usize) {
+        if self.in_flight.fetch_sub(n, Ordering::AcqRel) == n {
+            self.wake.drained.notify_one();
+        }
     }
 
     /// Folds one task's run time into `task_micros` (weight 1/8).

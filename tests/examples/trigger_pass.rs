@@ -6,7 +6,7 @@
 //! `ONLY=trigger|scanner` runs one of the two.
 use std::time::Instant;
 
-use meridian_child::scan::classify::{TextScanner, built_in, triggers};
+use meridian_child::scan::classify::{TextScanner, built_in, candidates};
 
 fn main() {
     let mb: usize = std::env::args()
@@ -47,7 +47,7 @@ fn main() {
         let t = Instant::now();
         for w in &windows {
             out.clear();
-            triggers::candidate_lines(w.as_bytes(), &mut out);
+            candidates::candidate_lines(w.as_bytes(), &mut out);
             lines += out.len();
         }
         println!(

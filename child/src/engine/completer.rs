@@ -118,7 +118,7 @@ pub async fn run(
             );
         }
         metrics::histogram!("meridian_completion_batch_size").record(batch.len() as f64);
-        app.in_flight.fetch_sub(batch.len(), Ordering::AcqRel);
+        app.release_in_flight(batch.len());
         app.wake.assigner.notify_one();
         app.wake.finisher.notify_one();
     }

@@ -3,7 +3,6 @@
 //! reports over HTTP (`worker::remote`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 
@@ -102,7 +101,7 @@ impl Reporter for InProcess {
     }
 
     fn released(&self) {
-        self.app.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.app.release_in_flight(1);
         self.app.wake.assigner.notify_one();
     }
 

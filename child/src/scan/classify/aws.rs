@@ -8,9 +8,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "aws_access_key_id";
 
-/// What every match starts with: one of the key id prefixes.
-pub const TRIGGER: &str = r"AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA";
-
 pub struct AwsAccessKeyId {
     re: Pattern,
 }

@@ -10,11 +10,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "aws_secret_access_key";
 
-/// What every reported match's line contains: every accepted context names `secret`
-/// (a 40-character run alone is common in hashes and tokens, and a cheaper trigger
-/// keeps the trigger automaton small).
-pub const TRIGGER: &str = r"(?i)secret";
-
 pub struct AwsSecretAccessKey {
     re: Pattern,
 }

@@ -8,11 +8,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "payment_card";
 
-/// What every match contains: four digits, each pair at most one space or dash apart
-/// (short on purpose: long counted repetitions of digits in several triggers make the
-/// combined automaton large; `triggers::line_mask` then asks for 13 digits).
-pub const TRIGGER: &str = r"[0-9][ -]?[0-9][ -]?[0-9][ -]?[0-9]";
-
 pub struct PaymentCard {
     re: Pattern,
 }

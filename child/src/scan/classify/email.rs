@@ -7,10 +7,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "email";
 
-/// What every match contains: the character before the `@` and the one after it
-/// (see `triggers.rs` for how triggers are used).
-pub const TRIGGER: &str = r"[A-Za-z0-9._%+-]@[A-Za-z0-9]";
-
 pub struct Email {
     re: Pattern,
 }

@@ -9,9 +9,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "iban";
 
-/// What every match starts with: a country code and check digits.
-pub const TRIGGER: &str = r"[A-Z]{2}[0-9]{2}";
-
 /// IBAN length per country (SWIFT registry), for the countries most seen in Europe
 /// and a few beyond; an unknown country code is not an IBAN.
 const LENGTHS: &[(&str, usize)] = &[

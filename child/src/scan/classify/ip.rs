@@ -14,11 +14,6 @@ use crate::scan::mask;
 pub const NAME_V4: &str = "ipv4_address";
 pub const NAME_V6: &str = "ipv6_address";
 
-/// What every IPv4 match contains: four dotted groups of digits.
-pub const TRIGGER_V4: &str = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]";
-/// What every IPv6 match contains: two colons with at most four hex digits between.
-pub const TRIGGER_V6: &str = r":[0-9a-fA-F]{0,4}:";
-
 /// An address (group 1) between characters that are neither word characters nor dots
 /// (one trailing dot allowed: the end of a sentence).
 const V4_PATTERN: &str = r"(?:^|[^\w.])((?:[0-9]{1,3}\.){3}[0-9]{1,3})(?:$|[^\w.]|\.(?:$|[^\w]))";

@@ -8,9 +8,6 @@ use super::{Classifier, Match};
 
 pub const NAME: &str = "jwt";
 
-/// What every match contains: the end of the header and the start of the payload.
-pub const TRIGGER: &str = r"[A-Za-z0-9_-]\.eyJ";
-
 pub struct Jwt {
     re: Pattern,
 }

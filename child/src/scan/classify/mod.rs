@@ -11,6 +11,7 @@
 
 mod aws;
 mod aws_secret;
+pub mod candidates;
 mod card;
 pub mod custom;
 mod email;
@@ -23,7 +24,6 @@ mod private_key;
 mod scanner;
 mod shapes;
 mod ssn;
-pub mod triggers;
 
 use std::sync::{Arc, LazyLock};
 

@@ -10,10 +10,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "phone_number";
 
-/// What every match contains, per form: `+` and a country digit; `(ddd)`; or the
-/// start of the North American `ddd-ddd-dddd` shape with either separator.
-pub const TRIGGER: &str = r"\+[1-9]|\([2-9][0-9]{2}\)|[2-9][0-9]{2}[-.][2-9]";
-
 const CONTEXT: &[&str] = &["phone", "tel", "mobile", "cell", "call", "fax"];
 
 pub struct Phone {

@@ -8,9 +8,6 @@ use super::{Classifier, Match};
 
 pub const NAME: &str = "private_key";
 
-/// What every match starts with.
-pub const TRIGGER: &str = r"-----BEGIN ";
-
 pub struct PrivateKey {
     re: Pattern,
 }

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use super::triggers::{self, CandidateLine};
+use super::candidates::{self, CandidateLine};
 use super::{Classifier, ClassifierRef, Match, NAMES};
 use crate::scan::newlines;
 use crate::store::NewFinding;
@@ -70,15 +70,15 @@ impl<'a> TextScanner<'a> {
     /// the line number at the window's first byte.
     ///
     /// Built-in classifiers run only on the candidate lines that can concern them
-    /// (one trigger pass over the window, `triggers.rs`), those lines copied into one
+    /// (one pass over the window, `candidates.rs`), those lines copied into one
     /// buffer per classifier. Patterns never cross a newline and context checks read
     /// the match's own line, so a line is classified exactly as in place. Custom
-    /// classifiers, which the triggers know nothing about, see the whole window.
+    /// classifiers, which that pass knows nothing about, see the whole window.
     pub fn scan_window(&mut self, window: &str, counted: Range<usize>, first_line: u64) {
         if self.built_in.iter().any(Option::is_some) {
             let mut lines = std::mem::take(&mut self.lines);
             lines.clear();
-            triggers::candidate_lines(window.as_bytes(), &mut lines);
+            candidates::candidate_lines(window.as_bytes(), &mut lines);
             self.scan_lines(window, &lines, &counted, first_line);
             self.lines = lines;
         }
@@ -87,7 +87,7 @@ impl<'a> TextScanner<'a> {
         }
     }
 
-    /// Runs each triggered built-in over its candidate lines: the lines of one
+    /// Runs each built-in over its candidate lines: the lines of one
     /// classifier are copied one after another into one buffer (each with its
     /// newline) and scanned in one call, which costs far less than one call per line.
     fn scan_lines(

@@ -1,22 +1,28 @@
 //! Hand-written checks for the shape a classifier needs on a line, cheaper than running
-//! the classifier there. [`super::triggers::line_mask`] asks one only after its byte
+//! the classifier there. [`super::candidates::line_mask`] asks one only after its byte
 //! counts passed, for a classifier whose counts let through many more lines than it
 //! matches: on the generated corpus the phone classifier saw eight candidate lines
 //! (dates, versions, reference numbers have eight digits) for each line with a phone
 //! number. The phone check costs a third of what it saves.
 //!
-//! The same for the card and IBAN triggers cost more than their classifiers saved
+//! The same for cards and IBANs cost more than their classifiers saved
 //! (measured with callgrind, docs/performance.md), so they have none.
 //!
 //! A check is a *necessary* condition of its classifier's pattern (the scanner relies
 //! on that; the tests check it against the pattern on random text): a line that fails
 //! it cannot hold a match.
 
+/// The pattern [`phone`] checks by hand.
+#[cfg(test)]
+const PHONE_SHAPES: &str = r"\+[1-9]|\([2-9][0-9]{2}\)|[2-9][0-9]{2}[-.][2-9]";
+
 fn digit(b: Option<&u8>, lowest: u8) -> bool {
     b.is_some_and(|b| (lowest..=b'9').contains(b))
 }
 
-/// The phone trigger `\+[1-9]|\([2-9][0-9]{2}\)|[2-9][0-9]{2}[-.][2-9]`, exactly.
+/// What every phone number contains, per form: `+` and a country digit; `(ddd)`; or
+/// the start of the North American `ddd-ddd-dddd` shape with either separator. Exactly
+/// the lines [`PHONE_SHAPES`] matches.
 pub fn phone(line: &[u8]) -> bool {
     let at = |i: usize| line.get(i);
     let opener = memchr::memchr2_iter(b'+', b'(', line).any(|i| match line[i] {
@@ -61,8 +67,8 @@ mod tests {
     }
 
     #[test]
-    fn the_phone_check_is_its_trigger() {
-        let re = regex::bytes::Regex::new(phone_classifier::TRIGGER).unwrap();
+    fn the_phone_check_is_its_pattern() {
+        let re = regex::bytes::Regex::new(PHONE_SHAPES).unwrap();
         let mut hits = 0;
         for line in lines(5, 200_000) {
             let want = re.is_match(line.as_bytes());

@@ -8,9 +8,6 @@ use crate::scan::mask;
 
 pub const NAME: &str = "us_ssn";
 
-/// What every match starts with: the dashed `ddd-dd-` shape.
-pub const TRIGGER: &str = r"[0-9]{3}-[0-9]{2}-";
-
 pub struct UsSsn {
     re: Pattern,
 }
