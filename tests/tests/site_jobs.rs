@@ -28,6 +28,7 @@ meridian_tests::on_both!(
     an_expired_lease_is_reaped_and_its_late_report_refused,
     a_failing_loop_is_restarted_and_the_job_completes,
     a_panicking_scan_fails_its_task_and_the_worker_goes_on,
+    heartbeats_keep_a_task_longer_than_its_lease,
 );
 
 fn tasks_in(status: &Value, phase: &str, state: &str) -> i64 {
@@ -315,7 +316,9 @@ async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
         .start_job(json!({ "name": "survives", "data_sources": ["s"] }))
         .await;
     let mut saw_degraded = false;
-    for _ in 0..200 {
+    // Until the first panic, which waits for discovery (slow on a loaded machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         let (_, health) = site.get("/health").await;
         if health["components"]["pipeliner"]["state"] == "degraded" {
             saw_degraded = true;
@@ -366,5 +369,37 @@ async fn a_panicking_scan_fails_its_task_and_the_worker_goes_on(backend: Backend
         "the one worker is still registered: {workers:?}"
     );
     assert_eq!(workers[0]["current_tasks"], json!([]), "{workers:?}");
+    site.stop().await.unwrap();
+}
+
+/// A task that runs longer than its lease is kept by its worker's heartbeats: no
+/// lease expires, each task is leased once and completes, and `/workers` shows the
+/// heartbeats while the tasks run.
+async fn heartbeats_keep_a_task_longer_than_its_lease(backend: Backend) {
+    let yaml = "worker:\n  task_timeout_seconds: 2\n  heartbeat_interval_seconds: 1\n  in_process_thread_count: 2\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 2\n    work_ms: 3500\n";
+    let site = TestSite::start(backend, yaml).await;
+    let job = site
+        .start_job(json!({ "name": "long tasks", "data_sources": ["slow"] }))
+        .await;
+    site.wait_status(&job, LONG, |s| tasks_in(s, "PROCESS", "RUNNING") == 2)
+        .await;
+    // Past the first lease's expiry (2 s): only heartbeats can have kept the leases.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let (_, workers) = site.get("/workers").await;
+    let beating = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| !w["last_heartbeat_at"].is_null() && w["current_tasks"] != json!([]))
+        .count();
+    assert_eq!(beating, 2, "{workers}");
+    let status = site.wait_terminal(&job, LONG).await;
+    assert_eq!(status["state"], "COMPLETED", "{status}");
+    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 2, "{status}");
+    // Task 1 is the discovery; 2 and 3 the long ones. A reaped task is leased again.
+    for task in 2..=3 {
+        let leases = site.app.store.lease_history(task).await.unwrap();
+        assert_eq!(leases.len(), 1, "task {task}: {leases:?}");
+    }
     site.stop().await.unwrap();
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meridian_shared::backoff::Backoff;
 use meridian_shared::wire::ComponentState;
@@ -72,15 +72,25 @@ pub async fn run(
         let mut batch = vec![first];
         drain(&mut rx, &mut batch);
         // More completions are on their way while other tasks are in flight: wait a
-        // moment so that one commit covers them. An idle site never waits.
-        let lingering = Instant::now();
+        // moment so that one commit covers them. An idle site never waits. The wait
+        // wakes for each completion that arrives and at the deadline, not on a timer
+        // tick: every wake-up of this task can preempt a worker thread mid-scan.
+        let deadline = tokio::time::Instant::now() + LINGER;
         while batch.len() < TARGET_BATCH
             && app.in_flight.load(Ordering::Acquire) > batch.len()
-            && lingering.elapsed() < LINGER
             && !stop.is_cancelled()
         {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-            drain(&mut rx, &mut batch);
+            tokio::select! {
+                c = rx.recv() => match c {
+                    Some(c) => {
+                        batch.push(c);
+                        drain(&mut rx, &mut batch);
+                    }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = stop.cancelled() => break,
+            }
         }
         let mut attempt = 0;
         let outcomes = loop {

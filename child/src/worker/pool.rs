@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::report::{InProcess, Reporter};
-use super::runner::{self, ScanOn};
+use super::runner::{self, Beat, Heartbeat, ScanOn};
 use crate::app::App;
 use crate::health::component;
 
@@ -37,8 +37,16 @@ pub fn spawn(
         let reporter = reporter.clone();
         let runtime = tokio::runtime::Handle::current();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        // One heartbeat loop per worker for all its tasks; ended with the worker.
+        let beat = Arc::new(Beat::default());
+        let beating = AbortOnDrop(tokio::spawn(beat.clone().run(
+            reporter.clone(),
+            id.clone(),
+            abort.clone(),
+        )));
         let name = format!("meridian-w{n}");
         let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let _beating = beating;
             runtime.block_on(async move {
                 app.workers.register(&id);
                 loop {
@@ -48,7 +56,16 @@ pub fn spawn(
                         p = queue.recv() => match p { Ok(p) => p, Err(_) => break },
                     };
                     app.workers.set_current(&id, Some(packet.task_id));
-                    runner::run(&reporter, &id, packet, &abort, ScanOn::ThisThread).await;
+                    let heartbeat = Heartbeat::Shared(&beat);
+                    runner::run(
+                        &reporter,
+                        &id,
+                        packet,
+                        &abort,
+                        ScanOn::ThisThread,
+                        heartbeat,
+                    )
+                    .await;
                     app.workers.set_current(&id, None);
                 }
                 app.workers.unregister(&id);
@@ -68,6 +85,15 @@ pub fn spawn(
     }
     app.health.healthy(component::WORKER_POOL);
     set
+}
+
+/// Aborts a spawned task when dropped (a worker's heartbeat loop, with its thread).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Watches the pool: degraded while fewer workers run than configured.

@@ -117,7 +117,15 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
                     }
                     let (rep, abort, id) = (reporter.clone(), abort.clone(), worker_id.clone());
                     running.spawn(async move {
-                        runner::run(&rep, &id, packet, &abort, runner::ScanOn::BlockingPool).await;
+                        runner::run(
+                            &rep,
+                            &id,
+                            packet,
+                            &abort,
+                            runner::ScanOn::BlockingPool,
+                            runner::Heartbeat::PerTask,
+                        )
+                        .await;
                         drop(permit);
                     });
                 }

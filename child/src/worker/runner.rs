@@ -1,4 +1,4 @@
-//! Runs one work packet: heartbeats while the connector works on a blocking thread,
+//! Runs one work packet: its lease renewed (heartbeats) while the connector works,
 //! then reports. Whatever happens, the task's in-flight slot is given back.
 
 use std::panic::AssertUnwindSafe;
@@ -44,32 +44,149 @@ struct Stop {
     cancelled: AtomicBool,
 }
 
+/// How a running task's lease is renewed.
+#[derive(Clone, Copy)]
+pub enum Heartbeat<'a> {
+    /// A timer task of its own for each packet (remote workers).
+    PerTask,
+    /// The worker's heartbeat loop ([`Beat::run`]), which renews whatever task the
+    /// worker runs: no task spawned and aborted per packet, each a wake-up of the
+    /// runtime's threads that could preempt a scanning thread.
+    Shared(&'a Beat),
+}
+
+/// The task an in-process worker is running, for the worker's heartbeat loop.
+#[derive(Default)]
+pub struct Beat {
+    current: std::sync::Mutex<Option<Current>>,
+}
+
+struct Current {
+    lease: Lease,
+    stop: Arc<Stop>,
+    every: Duration,
+    /// When the lease is next renewed.
+    due: std::time::Instant,
+}
+
+/// How often the shared loop looks whether the current task is due (heartbeat
+/// intervals are whole seconds).
+const BEAT_TICK: Duration = Duration::from_millis(250);
+
+impl Beat {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self, lease: &Lease, stop: &Arc<Stop>, every: Duration) {
+        *self.slot() = Some(Current {
+            lease: lease.clone(),
+            stop: stop.clone(),
+            every,
+            due: std::time::Instant::now() + every,
+        });
+    }
+
+    fn end(&self) {
+        *self.slot() = None;
+    }
+
+    /// Renews the current task's lease once it has run for a heartbeat interval and
+    /// every interval after, as [`Heartbeat::PerTask`] does; on the shutdown deadline
+    /// aborts the current task and returns. Runs until the worker aborts it.
+    pub async fn run(
+        self: Arc<Self>,
+        app: Arc<dyn Reporter>,
+        worker_id: String,
+        deadline: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = deadline.cancelled() => {
+                    if let Some(c) = self.slot().as_ref() {
+                        c.stop.abort.store(true, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep(BEAT_TICK) => {}
+            }
+            let due = {
+                let mut slot = self.slot();
+                let now = std::time::Instant::now();
+                match slot.as_mut() {
+                    Some(c) if c.due <= now => {
+                        c.due = now + c.every;
+                        Some((c.lease.clone(), c.stop.clone()))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((lease, stop)) = due else { continue };
+            if !renew(&app, &worker_id, &lease, &stop).await {
+                let mut slot = self.slot();
+                // Still the same task: it is being stopped, renew it no more.
+                if slot
+                    .as_ref()
+                    .is_some_and(|c| c.lease.task_id == lease.task_id)
+                {
+                    *slot = None;
+                }
+            }
+        }
+    }
+}
+
+/// Ends a task's heartbeat when the runner returns or unwinds: a heartbeat left
+/// running would keep extending a lease nobody works on.
+enum Renewal<'a> {
+    Task(tokio::task::JoinHandle<()>),
+    Shared(&'a Beat),
+}
+
+impl Drop for Renewal<'_> {
+    fn drop(&mut self) {
+        match self {
+            Renewal::Task(handle) => handle.abort(),
+            Renewal::Shared(beat) => beat.end(),
+        }
+    }
+}
+
 pub async fn run(
     app: &Arc<dyn Reporter>,
     worker_id: &str,
     packet: WorkPacket,
     deadline: &CancellationToken,
     scan_on: ScanOn,
+    heartbeat: Heartbeat<'_>,
 ) {
     let lease = Lease {
         task_id: packet.task_id,
         lease_token: packet.lease_token.clone(),
     };
     let stop = Arc::new(Stop::default());
-    // Aborted when this function returns or unwinds: a detached heartbeat would keep
-    // extending a lease nobody works on.
-    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat_loop(
-        app.clone(),
-        worker_id.to_owned(),
-        lease.clone(),
-        Duration::from_secs(packet.heartbeat_interval_seconds.max(1)),
-        stop.clone(),
-        deadline.clone(),
-    )));
+    if deadline.is_cancelled() {
+        stop.abort.store(true, Ordering::Relaxed);
+    }
+    let every = Duration::from_secs(packet.heartbeat_interval_seconds.max(1));
+    let renewal = match heartbeat {
+        Heartbeat::PerTask => Renewal::Task(tokio::spawn(heartbeat_loop(
+            app.clone(),
+            worker_id.to_owned(),
+            lease.clone(),
+            every,
+            stop.clone(),
+            deadline.clone(),
+        ))),
+        Heartbeat::Shared(beat) => {
+            beat.start(&lease, &stop, every);
+            Renewal::Shared(beat)
+        }
+    };
     let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
-    drop(heartbeat);
+    drop(renewal);
     match result {
         Ok(scan) => {
             let object = scan.outcome.map(|outcome| ObjectResult {
@@ -167,22 +284,30 @@ async fn heartbeat_loop(
             }
             _ = tick.tick() => {}
         }
-        match app.heartbeat(&lease).await {
-            Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(&worker_id),
-            Ok(HeartbeatOutcome::Cancelled) => {
-                stop.cancelled.store(true, Ordering::Relaxed);
-                stop.abort.store(true, Ordering::Relaxed);
-                return;
-            }
-            Ok(HeartbeatOutcome::Lost) => {
-                stop.lost.store(true, Ordering::Relaxed);
-                stop.abort.store(true, Ordering::Relaxed);
-                return;
-            }
-            // A missed heartbeat is not fatal; the lease outlasts several intervals.
-            Err(e) => tracing::warn!(task.id = lease.task_id, "heartbeat failed: {e}"),
+        if !renew(&app, &worker_id, &lease, &stop).await {
+            return;
         }
     }
+}
+
+/// One heartbeat; false when the task must stop (cancelled, or its lease is lost).
+async fn renew(app: &Arc<dyn Reporter>, worker_id: &str, lease: &Lease, stop: &Stop) -> bool {
+    match app.heartbeat(lease).await {
+        Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(worker_id),
+        Ok(HeartbeatOutcome::Cancelled) => {
+            stop.cancelled.store(true, Ordering::Relaxed);
+            stop.abort.store(true, Ordering::Relaxed);
+            return false;
+        }
+        Ok(HeartbeatOutcome::Lost) => {
+            stop.lost.store(true, Ordering::Relaxed);
+            stop.abort.store(true, Ordering::Relaxed);
+            return false;
+        }
+        // A missed heartbeat is not fatal; the lease outlasts several intervals.
+        Err(e) => tracing::warn!(task.id = lease.task_id, "heartbeat failed: {e}"),
+    }
+    true
 }
 
 async fn execute(
@@ -390,15 +515,6 @@ async fn process(
 
 fn crashed() -> ScanError {
     ScanError::Retryable("scanner crashed (panicked)".into())
-}
-
-/// Aborts a spawned task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A job's sampling limits for a database source, its own where the job sets none.

@@ -398,7 +398,10 @@ mod tests {
         for (i, n) in lane.iter_mut().enumerate() {
             *n = (i * 17) as u8;
         }
-        assert_eq!(lane_sum(&lane), lane.iter().map(|&n| usize::from(n)).sum::<usize>());
+        assert_eq!(
+            lane_sum(&lane),
+            lane.iter().map(|&n| usize::from(n)).sum::<usize>()
+        );
     }
 
     #[test]
