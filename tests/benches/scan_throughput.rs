@@ -185,7 +185,7 @@ fn per_classifier(root: &Path, mb: usize) {
         .map(|c| std::str::from_utf8(c).unwrap_or(""))
         .collect();
     let size = text.len() as f64 / (1024.0 * 1024.0);
-    // What the site runs: one trigger pass, then each classifier on its lines only.
+    // What the site runs: one candidate-line pass, then each classifier on its lines only.
     let all = meridian_child::scan::classify::built_in();
     let t = Instant::now();
     let mut rows = 0;
@@ -195,7 +195,7 @@ fn per_classifier(root: &Path, mb: usize) {
         rows += scanner.finish().len();
     }
     println!(
-        "  all built-ins (trigger pass + triggered lines) {:>8.1} MB/s in memory ({rows} rows)",
+        "  all built-ins (candidate pass + their lines) {:>8.1} MB/s in memory ({rows} rows)",
         size / t.elapsed().as_secs_f64()
     );
     // Each classifier alone over all of the text, for comparison.

@@ -64,17 +64,6 @@ static KEY_HEADER: LazyLock<memmem::Finder<'static>> =
 static JWT_PAYLOAD: LazyLock<memmem::Finder<'static>> =
     LazyLock::new(|| memmem::Finder::new(b".eyJ"));
 
-/// How many of each class a line holds.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counts {
-    digits: usize,
-    upper: usize,
-    dash: usize,
-    dot: usize,
-    colon: usize,
-    at: usize,
-}
-
 /// Bytes counted per step: one SSE2 register.
 const BLOCK: usize = 16;
 
@@ -118,7 +107,8 @@ fn flush(lanes: &mut Lanes, total: &mut [usize; 6]) {
 /// Counts the classes in one pass, a block at a time; the last, partial block is
 /// padded with zero bytes, which are in no class (a byte-at-a-time tail cost more than
 /// the blocks on lines of 60 bytes). Lanes are emptied before they could overflow.
-fn counts(line: &[u8]) -> Counts {
+/// Returns the counts of digits, upper-case letters, `-`, `.`, `:` and `@`.
+fn counts(line: &[u8]) -> [usize; 6] {
     let mut total = [0usize; 6];
     let mut lanes: Lanes = [[0; BLOCK]; 6];
     let mut blocks = line.chunks_exact(BLOCK);
@@ -135,15 +125,7 @@ fn counts(line: &[u8]) -> Counts {
         add_block(&mut lanes, &last);
     }
     flush(&mut lanes, &mut total);
-    let [digits, upper, dash, dot, colon, at] = total;
-    Counts {
-        digits,
-        upper,
-        dash,
-        dot,
-        colon,
-        at,
-    }
+    total
 }
 
 /// Bit `i` set when built-in `NAMES[i]` can match somewhere on `line`: for each, a
@@ -154,14 +136,7 @@ pub fn line_mask(line: &[u8]) -> u16 {
 
 /// [`line_mask`], told whether the line holds `secret`.
 fn mask(line: &[u8], secret: bool) -> u16 {
-    let Counts {
-        digits,
-        upper,
-        dash,
-        dot,
-        colon,
-        at,
-    } = counts(line);
+    let [digits, upper, dash, dot, colon, at] = counts(line);
     let has = |finder: &LazyLock<memmem::Finder<'static>>| finder.find(line).is_some();
     let conditions = [
         // e-mail: an `@`.
@@ -408,17 +383,6 @@ mod tests {
     fn counts_cover_long_lines() {
         // 4,800 bytes: more than one flush of the lanes, and a partial last block.
         let line = "1A-.:@".repeat(800);
-        let c = counts(line.as_bytes());
-        assert_eq!(
-            c,
-            Counts {
-                digits: 800,
-                upper: 800,
-                dash: 800,
-                dot: 800,
-                colon: 800,
-                at: 800
-            }
-        );
+        assert_eq!(counts(line.as_bytes()), [800; 6]);
     }
 }

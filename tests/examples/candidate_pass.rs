@@ -1,9 +1,9 @@
-//! Profiling aid: the trigger pass alone and the whole text scanner, in memory, over
+//! Profiling aid: the candidate-line pass alone and the whole text scanner, in memory, over
 //! a generated corpus kept in a directory between runs (so that `valgrind --tool=
 //! callgrind` can count instructions of the scan, and only of the scan, run after run).
 //!
-//! `cargo run --release -p meridian-tests --example trigger_pass -- [MB] [DIR]`
-//! `ONLY=trigger|scanner` runs one of the two.
+//! `cargo run --release -p meridian-tests --example candidate_pass -- [MB] [DIR]`
+//! `ONLY=candidates|scanner` runs one of the two.
 use std::time::Instant;
 
 use meridian_child::scan::classify::{TextScanner, built_in, candidates};
@@ -16,7 +16,7 @@ fn main() {
     let dir = std::path::PathBuf::from(
         std::env::args()
             .nth(2)
-            .unwrap_or("/tmp/trigger-corpus".into()),
+            .unwrap_or("/tmp/candidate-corpus".into()),
     );
     if !dir.exists() {
         std::fs::create_dir_all(&dir).unwrap();
@@ -51,11 +51,11 @@ fn main() {
             lines += out.len();
         }
         println!(
-            "{size:.0} MB; trigger pass {:.1} MB/s, {lines} candidate lines",
+            "{size:.0} MB; candidate pass {:.1} MB/s, {lines} candidate lines",
             size / t.elapsed().as_secs_f64()
         );
     }
-    if only == "trigger" {
+    if only == "candidates" {
         return;
     }
     let cs = built_in();
