@@ -48,10 +48,13 @@ impl BackgroundLoop for Finisher {
         // Completions arrive in bursts, each with a wake-up; pausing lets one pass cover
         // many. Its query walks the active jobs' task indexes, which is not free on a
         // busy queue: the pause is ten times what the pass took, between 20 and 250 ms
-        // (at most 50 passes a second). A pass waits behind the completer's commits on a
-        // busy site, so the pause is often the longest; when the node's last task in
-        // flight is reported (the moment a job finishes) the pause ends at once, else a
-        // finished job showed RUNNING for up to 250 ms more.
+        // (at most 50 passes a second while tasks stay in flight). A pass waits behind
+        // the completer's commits on a busy site, so the pause is often the longest;
+        // when the node's last task in flight is reported (the moment a job finishes)
+        // the pause ends at once, else a finished job showed RUNNING for up to 250 ms
+        // more. The wake-up is a hint: a drain that overlaps an assigner's claim is not
+        // seen (the pause runs out), and one stored while no pause waits cuts the next
+        // pause short (one early pass).
         let pause = (started.elapsed() * 10).clamp(MIN_PAUSE, MAX_PAUSE);
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}

@@ -124,11 +124,10 @@ impl Beat {
             let Some((lease, stop)) = due else { continue };
             if !renew(&app, &worker_id, &lease, &stop).await {
                 let mut slot = self.slot();
-                // Still the same task: it is being stopped, renew it no more.
-                if slot
-                    .as_ref()
-                    .is_some_and(|c| c.lease.task_id == lease.task_id)
-                {
+                // Still the same run of the task (not a later lease of it taken by this
+                // worker while the renewal was on its way): it is being stopped, renew
+                // it no more.
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(&c.stop, &stop)) {
                     *slot = None;
                 }
             }
@@ -165,9 +164,6 @@ pub async fn run(
         lease_token: packet.lease_token.clone(),
     };
     let stop = Arc::new(Stop::default());
-    if deadline.is_cancelled() {
-        stop.abort.store(true, Ordering::Relaxed);
-    }
     let every = Duration::from_secs(packet.heartbeat_interval_seconds.max(1));
     let renewal = match heartbeat {
         Heartbeat::PerTask => Renewal::Task(tokio::spawn(heartbeat_loop(
@@ -183,6 +179,11 @@ pub async fn run(
             Renewal::Shared(beat)
         }
     };
+    // Checked after the task is in the heartbeat's slot: a deadline passed later is
+    // seen by the heartbeat loop, which aborts the slot's task as it returns.
+    if deadline.is_cancelled() {
+        stop.abort.store(true, Ordering::Relaxed);
+    }
     let started = std::time::Instant::now();
     let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);

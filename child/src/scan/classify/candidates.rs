@@ -13,8 +13,8 @@
 //!
 //! The conditions only need to be *necessary*, never exact: a classifier that runs on
 //! a line where it finds nothing costs one short search. Until the fifth round a lazy
-//! DFA over a short "trigger" pattern per classifier chose the lines first; it cost
-//! three times this whole pass and spared the classifiers 7 % of their lines
+//! DFA over a short "trigger" pattern per classifier chose the lines first; it ran at
+//! half this pass's speed and spared the classifiers 7 % of their runs
 //! (docs/performance.md).
 
 use std::sync::LazyLock;
