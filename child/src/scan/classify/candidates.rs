@@ -23,10 +23,10 @@ use memchr::memmem;
 use regex_automata::meta;
 use regex_automata::util::syntax;
 
-use super::{contains_word, shapes};
+use super::shapes;
 
 /// The word an AWS secret key's line must hold, in any case (ASCII only, as
-/// [`contains_word`] compares).
+/// `contains_word` compares, which the tests use for a line on its own).
 static SECRET: LazyLock<meta::Regex> = LazyLock::new(|| {
     meta::Regex::builder()
         .syntax(syntax::Config::new().unicode(false).utf8(false))
@@ -51,7 +51,7 @@ pub fn candidate_lines(text: &[u8], out: &mut Vec<CandidateLine>) {
         // A match of `secret` holds no newline: it is on the line where it starts.
         while secrets.next_if(|&s| s < start).is_some() {}
         let secret = secrets.peek().is_some_and(|&s| s < end);
-        let mask = mask(&text[start..end], secret);
+        let mask = line_mask(&text[start..end], secret);
         if mask != 0 {
             out.push(CandidateLine { start, end, mask });
         }
@@ -128,14 +128,10 @@ fn counts(line: &[u8]) -> [usize; 6] {
     total
 }
 
-/// Bit `i` set when built-in `NAMES[i]` can match somewhere on `line`: for each, a
-/// condition every one of its matches implies (see each classifier's pattern).
-pub fn line_mask(line: &[u8]) -> u16 {
-    mask(line, contains_word(line, b"secret"))
-}
-
-/// [`line_mask`], told whether the line holds `secret`.
-fn mask(line: &[u8], secret: bool) -> u16 {
+/// Bit `i` set when built-in `NAMES[i]` can match somewhere on `line`, told whether
+/// the line holds the word `secret`: for each built-in, a condition every one of its
+/// matches implies (see each classifier's pattern).
+fn line_mask(line: &[u8], secret: bool) -> u16 {
     let [digits, upper, dash, dot, colon, at] = counts(line);
     let has = |finder: &LazyLock<memmem::Finder<'static>>| finder.find(line).is_some();
     let conditions = [
@@ -171,8 +167,13 @@ fn mask(line: &[u8], secret: bool) -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{NAMES, built_in};
+    use super::super::{NAMES, built_in, contains_word};
     use super::*;
+
+    /// The mask of a line on its own, as the window pass must give it.
+    fn mask_of(line: &[u8]) -> u16 {
+        line_mask(line, contains_word(line, b"secret"))
+    }
 
     fn lines(text: &str) -> Vec<(usize, usize, Vec<&'static str>)> {
         let mut out = Vec::new();
@@ -316,7 +317,7 @@ mod tests {
         let mut matched = vec![0usize; NAMES.len()];
         let mut out = Vec::new();
         for line in random_lines(7, 20_000) {
-            let mask = line_mask(line.as_bytes());
+            let mask = mask_of(line.as_bytes());
             for c in &classifiers {
                 let bit = NAMES.iter().position(|n| *n == c.name()).unwrap();
                 out.clear();
@@ -347,7 +348,7 @@ mod tests {
         let mut want = Vec::new();
         let mut start = 0;
         for line in &lines {
-            let mask = line_mask(line.as_bytes());
+            let mask = mask_of(line.as_bytes());
             if mask != 0 {
                 want.push(CandidateLine {
                     start,

@@ -1,5 +1,5 @@
 //! Hand-written checks for the shape a classifier needs on a line, cheaper than running
-//! the classifier there. [`super::candidates::line_mask`] asks one only after its byte
+//! the classifier there. `candidates::line_mask` asks one only after its byte
 //! counts passed, for a classifier whose counts let through many more lines than it
 //! matches: on the generated corpus the phone classifier saw eight candidate lines
 //! (dates, versions, reference numbers have eight digits) for each line with a phone
