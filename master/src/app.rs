@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meridian_child::health::Health;
+use meridian_service::health::Health;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 

@@ -6,7 +6,7 @@
 use std::str::FromStr;
 
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
-use meridian_shared::config::ConfigError;
+use meridian_service::config::ConfigError;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AuthConfig;

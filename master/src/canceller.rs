@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use meridian_shared::backoff::Backoff;
+use meridian_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component, now_ms};

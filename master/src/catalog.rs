@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use meridian_shared::wire::DataSourceInfo;
+use meridian_wire::DataSourceInfo;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component, now_ms};

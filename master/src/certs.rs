@@ -120,7 +120,7 @@ pub fn init(dir: &Path, sites: &[String]) -> anyhow::Result<DevCerts> {
     };
     let ca = Ca::new("Meridian dev mesh CA")?;
     write(&out.ca(), ca.pem(), false)?;
-    let identities = std::iter::once(meridian_shared::tls::MASTER_IDENTITY.to_owned())
+    let identities = std::iter::once(meridian_service::tls::MASTER_IDENTITY.to_owned())
         .chain(sites.iter().cloned());
     for id in identities {
         let (cert, key) = ca.leaf(&id)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use meridian_shared::tls::{self, FileWatch, TlsError};
+use meridian_service::tls::{self, FileWatch, TlsError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClientTls, MasterConfig, SiteEntry};

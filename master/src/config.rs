@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Yaml};
-use meridian_shared::config::ConfigError;
-use meridian_shared::telemetry::LogFormat;
-use meridian_shared::tls::TlsFiles;
+use meridian_service::config::ConfigError;
+use meridian_service::telemetry::LogFormat;
+use meridian_service::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use meridian_shared::backoff::Backoff;
-use meridian_shared::wire::{JobStatus, StartJobRequest};
+use meridian_service::backoff::Backoff;
+use meridian_wire::{JobStatus, StartJobRequest};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component, now_ms};

@@ -13,7 +13,6 @@ pub mod clients;
 pub mod config;
 pub mod dispatch;
 pub mod poller;
-pub mod quickstart;
 pub mod remote;
 pub mod server;
 pub mod store;

@@ -1,13 +1,13 @@
 //! `meridian-master`: the federation's control plane. Thin: flags → configuration →
-//! `MasterServer`, plus the dev commands `certs init`, `token` and `quickstart`.
+//! `MasterServer`, plus the dev commands `certs init` and `token`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use meridian_master::auth::{Role, mint};
-use meridian_master::{MasterConfig, MasterServer, certs, quickstart};
-use meridian_shared::config::ConfigError;
+use meridian_master::{MasterConfig, MasterServer, certs};
+use meridian_service::config::ConfigError;
 
 /// The Meridian master: splits jobs by site, dispatches them to each site over
 /// mutual TLS, polls their status and serves one unified view under /api/v1.
@@ -33,16 +33,6 @@ enum Command {
         /// Address of the user API (`master.listen`), e.g. 127.0.0.1:8400.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
-    },
-    /// Start a local federation: this master and the sites london and tokyo in
-    /// one process, on embedded SQLite, with dev certificates. Prints a token.
-    Quickstart {
-        /// Where certificates, databases and sample data go.
-        #[arg(long, value_name = "DIR", default_value = ".data/quickstart")]
-        dir: PathBuf,
-        /// Address of the master's user API.
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8400")]
-        listen: String,
     },
     /// Development certificates.
     Certs {
@@ -107,11 +97,11 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
             listen,
         } => {
             let cfg = config(path.as_deref(), listen)?;
-            meridian_shared::telemetry::init(cfg.log.format, &cfg.log.level);
+            meridian_service::telemetry::init(cfg.log.format, &cfg.log.level);
             let rt = runtime()?;
             rt.block_on(async {
                 let server = MasterServer::build(cfg).await?;
-                server.run(meridian_shared::shutdown::on_signal()).await
+                server.run(meridian_service::shutdown::on_signal()).await
             })
             .map_err(|e| {
                 eprintln!("meridian-master: {e:#}");
@@ -120,20 +110,6 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 } else {
                     ExitCode::FAILURE
                 }
-            })
-        }
-        Command::Quickstart { dir, listen } => {
-            meridian_shared::telemetry::init(
-                meridian_shared::telemetry::LogFormat::Text,
-                "warn,meridian_master=info",
-            );
-            let rt = runtime()?;
-            rt.block_on(async {
-                quickstart::run(&dir, &listen, meridian_shared::shutdown::on_signal()).await
-            })
-            .map_err(|e| {
-                eprintln!("meridian-master: {e:#}");
-                ExitCode::FAILURE
             })
         }
         Command::Certs {

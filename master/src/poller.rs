@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use meridian_shared::wire::StatusDelta;
+use meridian_wire::StatusDelta;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component, now_ms};

@@ -1,6 +1,6 @@
 //! Calls to a child's site API and what their answers mean to the master.
 
-use meridian_shared::error::ErrorEnvelope;
+use meridian_wire::error::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
 /// How a call to a site ended.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use meridian_child::health::Health;
-use meridian_shared::wire::ComponentState;
+use meridian_service::health::Health;
+use meridian_wire::ComponentState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -58,7 +58,7 @@ impl MasterServer {
             clients,
             verifier,
             health: Health::default(),
-            metrics: meridian_child::metrics::handle(),
+            metrics: meridian_service::metrics::handle(),
             work: Default::default(),
             started,
         });

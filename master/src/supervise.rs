@@ -5,8 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use meridian_shared::backoff::Backoff;
-use meridian_shared::wire::ComponentState;
+use meridian_service::backoff::Backoff;
+use meridian_wire::ComponentState;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::SharedMaster;

@@ -16,9 +16,9 @@
 
 use std::collections::BTreeMap;
 
-use meridian_shared::states::JobState;
-use meridian_shared::time::rfc3339_from_millis;
-use meridian_shared::wire::{FindingCounts, ObjectCounts};
+use meridian_wire::states::JobState;
+use meridian_wire::time::rfc3339_from_millis;
+use meridian_wire::{FindingCounts, ObjectCounts};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{CancelState, DispatchState, JobRow, SiteJobRow, SiteRow};
@@ -309,7 +309,7 @@ mod tests {
             cancel_state: CancelState::None,
             cancel_attempts: 0,
             last_error: None,
-            status: state.map(|s| meridian_shared::wire::JobStatus::new("j", s, 1)),
+            status: state.map(|s| meridian_wire::JobStatus::new("j", s, 1)),
             status_version: 1,
             status_at: None,
         }

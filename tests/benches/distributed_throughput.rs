@@ -24,7 +24,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use meridian_child::protocol::token;
+use meridian_service::worker_token as token;
 use meridian_tests::pg::{Cluster, ClusterOptions, replace_database};
 use meridian_tests::process::{SiteProcess, free_port};
 use serde_json::{Value, json};
@@ -88,7 +88,7 @@ async fn fresh(admin: &str, tag: &str) -> String {
         .await
         .unwrap();
     let url = replace_database(admin, &name);
-    meridian_child::store::open(&url, 2)
+    meridian_store::open(&url, 2)
         .await
         .expect("migrate")
         .close()

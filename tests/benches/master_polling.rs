@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use meridian_master::auth::{Role, mint};
 use meridian_master::config::AuthConfig;
-use meridian_shared::states::JobState;
-use meridian_shared::wire::{DataSourceInfo, JobStatus, StartJobRequest, StatusDelta};
+use meridian_wire::states::JobState;
+use meridian_wire::{DataSourceInfo, JobStatus, StartJobRequest, StatusDelta};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 

@@ -152,8 +152,8 @@ async fn site_rate(url: &str, seconds: u64, threads: u32) -> (f64, Vec<f64>) {
     );
     // A job with a large backlog of no-op tasks, seeded before the site starts.
     let job = uuid::Uuid::now_v7().to_string();
-    let store = meridian_child::store::open(url, 2).await.expect("open");
-    let new = meridian_child::store::NewJob {
+    let store = meridian_store::open(url, 2).await.expect("open");
+    let new = meridian_store::NewJob {
         id: job.clone(),
         name: "noop".into(),
         definition_hash: "bench".into(),
@@ -302,7 +302,7 @@ async fn main() {
             async move {
                 if *backend == "sqlite" {
                     let url = format!("sqlite://{}", dir.join(format!("{tag}.db")).display());
-                    meridian_child::store::open(&url, 4)
+                    meridian_store::open(&url, 4)
                         .await
                         .expect("migrate")
                         .close()
@@ -317,7 +317,7 @@ async fn main() {
                         .await
                         .unwrap();
                     let url = replace_database(&admin, &name);
-                    meridian_child::store::open(&url, 4)
+                    meridian_store::open(&url, 4)
                         .await
                         .expect("migrate")
                         .close()

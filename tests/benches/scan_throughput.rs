@@ -186,11 +186,11 @@ fn per_classifier(root: &Path, mb: usize) {
         .collect();
     let size = text.len() as f64 / (1024.0 * 1024.0);
     // What the site runs: one candidate-line pass, then each classifier on its lines only.
-    let all = meridian_child::scan::classify::built_in();
+    let all = meridian_scan::classify::built_in();
     let t = Instant::now();
     let mut rows = 0;
     for w in &windows {
-        let mut scanner = meridian_child::scan::classify::TextScanner::new(&all, 1);
+        let mut scanner = meridian_scan::classify::TextScanner::new(&all, 1);
         scanner.scan(w, 1);
         rows += scanner.finish().len();
     }
@@ -199,7 +199,7 @@ fn per_classifier(root: &Path, mb: usize) {
         size / t.elapsed().as_secs_f64()
     );
     // Each classifier alone over all of the text, for comparison.
-    for c in meridian_child::scan::classify::built_in() {
+    for c in meridian_scan::classify::built_in() {
         let mut out = Vec::new();
         let t = Instant::now();
         for w in &windows {
@@ -216,8 +216,8 @@ fn per_classifier(root: &Path, mb: usize) {
 
 /// The connector alone, one thread, no site: read, extract, classify every file.
 fn connector_only(root: &Path, mb: f64, files: usize) {
-    use meridian_child::config::FilesystemSource;
-    use meridian_child::scan::{classify, extract::ExtractSettings, filesystem};
+    use meridian_config::FilesystemSource;
+    use meridian_scan::{classify, extract::ExtractSettings, filesystem};
     let src = FilesystemSource {
         id: "bench".into(),
         description: String::new(),

@@ -6,7 +6,7 @@
 //! `ONLY=candidates|scanner` runs one of the two.
 use std::time::Instant;
 
-use meridian_child::scan::classify::{TextScanner, built_in, candidates};
+use meridian_scan::classify::{TextScanner, built_in, candidates};
 
 fn main() {
     let mb: usize = std::env::args()

@@ -30,7 +30,7 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> String {
 /// Installs the process-wide rustls provider once (what `main` does in the binaries).
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    meridian_shared::telemetry::init(meridian_shared::telemetry::LogFormat::Text, "warn");
+    meridian_service::telemetry::init(meridian_service::telemetry::LogFormat::Text, "warn");
 }
 
 /// Generates `sqlite::name` and `postgres::name` tests calling `name(Backend)` for

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 static CHILD: OnceLock<PathBuf> = OnceLock::new();
 static MASTER: OnceLock<PathBuf> = OnceLock::new();
+static WORKER: OnceLock<PathBuf> = OnceLock::new();
+static QUICKSTART: OnceLock<PathBuf> = OnceLock::new();
 
 /// Path of the `meridian-child` binary, built on first use by the same cargo that
 /// runs the tests (a no-op when it is up to date).
@@ -17,6 +19,18 @@ pub fn binary() -> PathBuf {
 /// Path of the `meridian-master` binary, built like `binary()`.
 pub fn master_binary() -> PathBuf {
     MASTER.get_or_init(|| build("meridian-master")).clone()
+}
+
+/// Path of the `meridian-worker` binary (the remote worker), built like `binary()`.
+pub fn worker_binary() -> PathBuf {
+    WORKER.get_or_init(|| build("meridian-worker")).clone()
+}
+
+/// Path of the `meridian-quickstart` binary, built like `binary()`.
+pub fn quickstart_binary() -> PathBuf {
+    QUICKSTART
+        .get_or_init(|| build("meridian-quickstart"))
+        .clone()
 }
 
 fn build(package: &str) -> PathBuf {

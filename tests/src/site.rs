@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meridian_child::config::ConfigLayers;
-use meridian_child::failpoints::Failpoints;
 use meridian_child::{App, RunMode, Site, SiteOptions};
+use meridian_config::ConfigLayers;
+use meridian_service::failpoints::Failpoints;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use meridian_child::protocol::token;
+use meridian_service::worker_token as token;
 use meridian_tests::corpus::{self, Corpus};
 use meridian_tests::pg::{self, Cluster, ClusterOptions};
 use meridian_tests::process::{SiteProcess, free_port, run_to_exit};

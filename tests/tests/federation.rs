@@ -358,9 +358,8 @@ async fn the_quickstart_runs_a_job_across_london_and_tokyo() {
     let dir = tempfile::tempdir().unwrap();
     let port = meridian_tests::process::free_port();
     let log = std::fs::File::create(dir.path().join("quickstart.log")).unwrap();
-    let mut child = std::process::Command::new(meridian_tests::process::master_binary())
+    let mut child = std::process::Command::new(meridian_tests::process::quickstart_binary())
         .args([
-            "quickstart",
             "--dir",
             dir.path().join("qs").to_str().unwrap(),
             "--listen",

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_child::store::{
+use meridian_store::{
     Completion, CreateOutcome, DiscoveryBatch, HandOff, HeartbeatOutcome, Lease, LeaseSpec, NewJob,
     NewObject, ReportOutcome, Store, hand_off_pending_on,
 };
@@ -15,9 +15,7 @@ async fn open(backend: Backend) -> (Arc<dyn Store>, tempfile::TempDir) {
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_child::store::open(&url, 4)
-        .await
-        .expect("store opens");
+    let store = meridian_store::open(&url, 4).await.expect("store opens");
     (store, dir)
 }
 
@@ -239,7 +237,7 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
 async fn pending_tasks_handed_to_announced_waiters() {
     meridian_tests::init();
     let url = meridian_tests::pg::fresh_database().await;
-    let store = meridian_child::store::open(&url, 4).await.unwrap();
+    let store = meridian_store::open(&url, 4).await.unwrap();
     let conn = sqlx::PgPool::connect(&url).await.unwrap();
     let job = job_j1(&["a", "b", "c", "d"], r#"{"ocr":false}"#);
     let CreateOutcome::Created(row) = store.create_job(&job).await.unwrap() else {

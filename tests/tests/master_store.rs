@@ -1,9 +1,9 @@
 //! The master's store, every method on SQLite and on a real PostgreSQL.
 
 use meridian_master::store::{CancelState, CreateOutcome, DispatchState, NewJob, Store};
-use meridian_shared::states::JobState;
-use meridian_shared::wire::{DataSourceInfo, JobStatus};
 use meridian_tests::{Backend, database_url, on_both};
+use meridian_wire::states::JobState;
+use meridian_wire::{DataSourceInfo, JobStatus};
 
 async fn store(backend: Backend) -> (Store, tempfile::TempDir) {
     meridian_tests::init();

@@ -144,7 +144,7 @@ async fn sigterm_drains_and_exits_zero(backend: Backend) {
         "{}",
         std::fs::read_to_string(&site.log).unwrap_or_default()
     );
-    let store = meridian_child::store::open(&url, 1).await.unwrap();
+    let store = meridian_store::open(&url, 1).await.unwrap();
     let counts = store.job_counts(&job, 1_000_000).await.unwrap();
     let running: i64 = counts
         .tasks
@@ -254,7 +254,7 @@ async fn a_bad_system_parameters_row_stops_start_up() {
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("site.db").display());
-    let store = meridian_child::store::open(&url, 1).await.unwrap();
+    let store = meridian_store::open(&url, 1).await.unwrap();
     store
         .set_parameter("global", "worker.max_retries", "0")
         .await

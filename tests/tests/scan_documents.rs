@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use meridian_child::scan::extract::ocr;
+use meridian_scan::extract::ocr;
 use meridian_tests::Backend;
 use meridian_tests::corpus::Counts;
 use meridian_tests::documents;

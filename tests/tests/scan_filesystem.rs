@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use meridian_child::failpoints::Failpoints;
+use meridian_service::failpoints::Failpoints;
 use meridian_tests::Backend;
 use meridian_tests::corpus;
 use meridian_tests::site::{TestSite, findings_by_classifier};

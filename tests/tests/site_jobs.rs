@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use meridian_child::failpoints::Failpoints;
-use meridian_child::store::{
-    Completion, CreateOutcome, LeaseSpec, NewFinding, NewJob, ReportOutcome,
-};
+use meridian_service::failpoints::Failpoints;
+use meridian_store::{Completion, CreateOutcome, LeaseSpec, NewFinding, NewJob, ReportOutcome};
 use meridian_tests::Backend;
 use meridian_tests::corpus;
 use meridian_tests::site::{TestSite, findings_by_classifier};
@@ -257,7 +255,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
     let url = meridian_tests::database_url(backend, db_dir.path()).await;
     // A worker of another node takes the job's discovery task and then goes silent.
     meridian_tests::init();
-    let store = meridian_child::store::open(&url, 2).await.unwrap();
+    let store = meridian_store::open(&url, 2).await.unwrap();
     let job_id = uuid::Uuid::now_v7().to_string();
     let new = NewJob {
         id: job_id.clone(),
@@ -284,7 +282,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
     assert_eq!(findings_by_classifier(&status), corpus.expected);
     // The ghost wakes up and reports: refused, and nothing of it is written.
     let late = Completion {
-        lease: meridian_child::store::Lease {
+        lease: meridian_store::Lease {
             task_id: stale.id,
             lease_token: stale.lease_token.clone(),
         },

@@ -5,12 +5,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_child::store::{
+use meridian_store::{
     ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome,
     Lease, LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store,
 };
-use meridian_shared::states::ObjectOutcome;
 use meridian_tests::Backend;
+use meridian_wire::states::ObjectOutcome;
 
 struct Db {
     store: Arc<dyn Store>,
@@ -21,7 +21,7 @@ async fn open(backend: Backend) -> Db {
     meridian_tests::init();
     let dir = tempfile::tempdir().unwrap();
     let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_child::store::open(&url, 8)
+    let store = meridian_store::open(&url, 8)
         .await
         .expect("store opens and migrates");
     Db { store, _dir: dir }
@@ -73,7 +73,7 @@ conformance!(
 async fn an_in_memory_sqlite_store_passes_the_core_cases() {
     meridian_tests::init();
     for body in [0, 1, 2] {
-        let store = meridian_child::store::open("sqlite::memory:", 4)
+        let store = meridian_store::open("sqlite::memory:", 4)
             .await
             .expect("in-memory store");
         let db = Db {
@@ -161,7 +161,7 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
     ids
 }
 
-fn task_state(counts: &meridian_child::store::JobCounts, phase: &str, state: &str) -> i64 {
+fn task_state(counts: &meridian_store::JobCounts, phase: &str, state: &str) -> i64 {
     counts
         .tasks
         .iter()
@@ -684,9 +684,8 @@ async fn node_parameters_override_global_ones(db: Db) {
         .unwrap();
     let rows = s.parameters("node-a").await.unwrap();
     assert_eq!(rows.len(), 2);
-    let layers = meridian_child::config::ConfigLayers::new().with_yaml("node:\n  id: node-a\n");
-    let cfg =
-        meridian_child::config::finalize(&layers, &rows, meridian_child::RunMode::Single).unwrap();
+    let layers = meridian_config::ConfigLayers::new().with_yaml("node:\n  id: node-a\n");
+    let cfg = meridian_config::finalize(&layers, &rows, meridian_child::RunMode::Single).unwrap();
     assert_eq!(cfg.worker.max_retries, 7);
     let rows = s.parameters("node-c").await.unwrap();
     assert_eq!(

@@ -3,7 +3,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use meridian_child::api::ApiError;
+use meridian_service::ApiError;
 
 use super::MasterState;
 use crate::auth::{Claims, Role};

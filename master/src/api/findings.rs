@@ -5,9 +5,9 @@
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use meridian_child::api::ApiError;
-use meridian_child::api::extract::ApiQuery;
-use meridian_shared::wire::{Finding, Page};
+use meridian_service::ApiError;
+use meridian_service::extract::ApiQuery;
+use meridian_wire::{Finding, Page};
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, MasterState, store_error};

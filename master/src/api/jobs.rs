@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use meridian_child::api::ApiError;
-use meridian_child::api::extract::{ApiJson, ApiQuery};
-use meridian_shared::wire::{JobOptions, Page};
+use meridian_service::ApiError;
+use meridian_service::extract::{ApiJson, ApiQuery};
+use meridian_wire::{JobOptions, Page};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -274,7 +274,7 @@ async fn list(
             name: j.name,
             state: j.state,
             cancel_requested: j.cancel_requested,
-            created_at: meridian_shared::time::rfc3339_from_millis(j.created_at),
+            created_at: meridian_wire::time::rfc3339_from_millis(j.created_at),
         })
         .collect();
     let next_cursor = if more {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use meridian_child::api::ApiError;
-use meridian_child::api::error::{method_not_allowed, not_found};
+use meridian_service::ApiError;
+use meridian_service::api_error::{method_not_allowed, not_found};
 use tower_http::trace::TraceLayer;
 
 use crate::app::Master;

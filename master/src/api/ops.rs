@@ -6,8 +6,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use meridian_child::api::ApiError;
-use meridian_shared::wire::ComponentState;
+use meridian_service::ApiError;
+use meridian_wire::ComponentState;
 
 use super::{MasterState, store_error};
 

@@ -3,9 +3,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use meridian_child::api::ApiError;
-use meridian_shared::time::rfc3339_from_millis;
-use meridian_shared::wire::DataSourceInfo;
+use meridian_service::ApiError;
+use meridian_wire::DataSourceInfo;
+use meridian_wire::time::rfc3339_from_millis;
 use serde::{Deserialize, Serialize};
 
 use super::{Caller, MasterState, store_error};

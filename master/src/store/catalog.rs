@@ -1,6 +1,6 @@
 //! The data-source catalog learned from each site's `GET /data_sources`.
 
-use meridian_shared::wire::DataSourceInfo;
+use meridian_wire::DataSourceInfo;
 use sqlx::Row;
 
 use super::{Result, Store};

@@ -1,7 +1,7 @@
 //! Jobs and their per-site split: creation (idempotent), dispatch and cancel
 //! bookkeeping, and the statuses the poller brings back.
 
-use meridian_shared::wire::JobStatus;
+use meridian_wire::JobStatus;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 

@@ -21,29 +21,7 @@ pub use records::{CancelState, CreateOutcome, DispatchState, JobRow, NewJob, Sit
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/postgres");
 
-/// Why a store call failed. Messages never carry the database URL.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached right now; callers retry, the API says 503.
-    #[error("the master database is unavailable: {0}")]
-    Unavailable(String),
-    #[error("master database error: {0}")]
-    Internal(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-            sqlx::Error::Database(db) => StoreError::Internal(db.message().to_owned()),
-            other => StoreError::Internal(other.to_string()),
-        }
-    }
-}
+pub use meridian_db::StoreError;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

@@ -1,6 +1,6 @@
 //! Rows of the master's store as the rest of the master sees them.
 
-use meridian_shared::wire::JobStatus;
+use meridian_wire::JobStatus;
 use serde::{Deserialize, Serialize};
 
 /// Where the `start_job` call of one site-job stands.

@@ -1,0 +1,338 @@
+//! The `filesystem` connector: lists files under a root with include/exclude globs
+//! and a size limit, and reads them line by line for the classifiers. It never
+//! leaves its root: keys are relative paths of plain components, symlinks are not
+//! followed, other file systems mounted below the root are not entered, and every
+//! path is checked against the canonical root before it is opened. What a file holds
+//! is decided by its content (`extract`), not its name.
+
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::UNIX_EPOCH;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use meridian_wire::states::ObjectOutcome;
+use walkdir::WalkDir;
+
+use super::classify::ClassifierRef;
+use super::extract::{self, ExtractSettings};
+use super::{BatchSink, ObjectScan, ScanError, check};
+use crate::settings::FilesystemSource;
+use meridian_wire::task::NewObject;
+
+fn globset(globs: &[String]) -> Result<GlobSet, ScanError> {
+    let mut b = GlobSetBuilder::new();
+    for g in globs {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| ScanError::Permanent(format!("glob `{g}`: {e}")))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| ScanError::Permanent(e.to_string()))
+}
+
+fn canonical_root(src: &FilesystemSource) -> Result<PathBuf, ScanError> {
+    src.root.canonicalize().map_err(|e| {
+        ScanError::Retryable(format!("data source {} root is not readable: {e}", src.id))
+    })
+}
+
+fn max_bytes(src: &FilesystemSource, limit_mb: Option<u64>) -> u64 {
+    limit_mb
+        .unwrap_or(src.max_file_size_mb)
+        .saturating_mul(1024 * 1024)
+}
+
+/// Lists the source's files in a stable order (sorted by name), sending batches of
+/// `batch_size` to `sink`.
+pub fn discover(
+    src: &FilesystemSource,
+    limit_mb: Option<u64>,
+    batch_size: usize,
+    sink: &mut BatchSink<'_>,
+    abort: &AtomicBool,
+) -> Result<(), ScanError> {
+    let root = canonical_root(src)?;
+    let include = globset(&src.include)?;
+    let exclude = globset(&src.exclude)?;
+    let max = max_bytes(src, limit_mb);
+    let mut batch = Vec::with_capacity(batch_size);
+    let hidden_ok = src.hidden_files;
+    let walk = WalkDir::new(&root)
+        .follow_links(false)
+        .same_file_system(true)
+        .sort_by_file_name()
+        .into_iter()
+        // Hidden directories are not even entered when hidden files are off.
+        .filter_entry(move |e| hidden_ok || e.depth() == 0 || !is_hidden(e.file_name()));
+    for entry in walk {
+        check(abort)?;
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(data_source = %src.id, "skipping unreadable entry: {e}");
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(&root) else {
+            continue;
+        };
+        let key = rel.to_string_lossy().into_owned();
+        if !include.is_match(rel) || exclude.is_match(rel) {
+            continue;
+        }
+        let mut object = NewObject {
+            key,
+            size_bytes: 0,
+            modified_at: None,
+            skipped_reason: None,
+        };
+        if entry.file_type().is_symlink() {
+            object.skipped_reason = Some("symlink not followed".into());
+        } else if rel.to_str().is_none() {
+            object.skipped_reason = Some("file name is not UTF-8".into());
+        } else if !entry.file_type().is_file() {
+            object.skipped_reason = Some("not a regular file".into());
+        } else if let Ok(meta) = entry.metadata() {
+            object.size_bytes = meta.len() as i64;
+            object.modified_at = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64);
+            if meta.len() > max {
+                object.skipped_reason =
+                    Some(format!("larger than the {} MB limit", max / (1024 * 1024)));
+            }
+        }
+        batch.push(object);
+        if batch.len() >= batch_size && !sink(std::mem::take(&mut batch)) {
+            return Err(ScanError::Aborted);
+        }
+    }
+    if !batch.is_empty() && !sink(batch) {
+        return Err(ScanError::Aborted);
+    }
+    Ok(())
+}
+
+fn is_hidden(name: &std::ffi::OsStr) -> bool {
+    name.as_encoded_bytes().first() == Some(&b'.')
+}
+
+/// Resolves `key` inside the root, refusing anything that could leave it.
+fn resolve(root: &Path, key: &str) -> Result<PathBuf, &'static str> {
+    let rel = Path::new(key);
+    if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err("object key escapes the data source root");
+    }
+    let path = root.join(rel);
+    let meta =
+        std::fs::symlink_metadata(&path).map_err(|_| "file vanished before it was scanned")?;
+    if meta.file_type().is_symlink() {
+        return Err("symlink not followed");
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|_| "file vanished before it was scanned")?;
+    if !real.starts_with(root) {
+        return Err("path resolves outside the data source root");
+    }
+    Ok(real)
+}
+
+fn skipped(reason: &str) -> ObjectScan {
+    ObjectScan {
+        outcome: Some(ObjectOutcome::Skipped),
+        reason: Some(reason.to_owned()),
+        findings: Vec::new(),
+    }
+}
+
+/// Reads one file and classifies its text.
+pub fn process(
+    src: &FilesystemSource,
+    key: &str,
+    object_id: i64,
+    limit_mb: Option<u64>,
+    classifiers: &[ClassifierRef],
+    settings: ExtractSettings,
+    abort: &AtomicBool,
+) -> Result<ObjectScan, ScanError> {
+    let root = canonical_root(src)?;
+    let path = match resolve(&root, key) {
+        Ok(p) => p,
+        Err(reason) => return Ok(skipped(reason)),
+    };
+    if !src.hidden_files
+        && Path::new(key)
+            .components()
+            .any(|c| is_hidden(c.as_os_str()))
+    {
+        return Ok(skipped("hidden file"));
+    }
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(skipped("file vanished before it was scanned"));
+        }
+        Err(e) => return Err(ScanError::Retryable(format!("cannot open {key}: {e}"))),
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let max = max_bytes(src, limit_mb);
+    if size > max {
+        return Ok(skipped(&format!(
+            "larger than the {} MB limit",
+            max / (1024 * 1024)
+        )));
+    }
+    check(abort)?;
+    extract::scan_file(file, key, object_id, classifiers, settings, abort)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_climb_out_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        assert!(resolve(&root, "../etc/passwd").is_err());
+        assert!(resolve(&root, "/etc/passwd").is_err());
+        assert!(resolve(&root, "a/../../x").is_err());
+        assert!(resolve(&root, "").is_err());
+    }
+
+    #[test]
+    fn symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "jane@example.com\n").unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("link.txt"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "bob@example.com\n").unwrap();
+        let src = FilesystemSource {
+            id: "t".into(),
+            description: String::new(),
+            root: dir.path().to_owned(),
+            include: vec!["**/*".into()],
+            exclude: vec![],
+            max_file_size_mb: 1,
+            hidden_files: true,
+        };
+        let abort = AtomicBool::new(false);
+        let mut seen = Vec::new();
+        discover(
+            &src,
+            None,
+            10,
+            &mut |b| {
+                seen.extend(b);
+                true
+            },
+            &abort,
+        )
+        .unwrap();
+        let link = seen.iter().find(|o| o.key == "link.txt").unwrap();
+        assert_eq!(link.skipped_reason.as_deref(), Some("symlink not followed"));
+        let cs = crate::classify::built_in();
+        let settings = ExtractSettings::default();
+        let scan = process(&src, "link.txt", 1, None, &cs, settings, &abort).unwrap();
+        assert_eq!(scan.outcome, Some(ObjectOutcome::Skipped));
+        assert!(scan.findings.is_empty());
+        let scan = process(&src, "plain.txt", 2, None, &cs, settings, &abort).unwrap();
+        assert_eq!(scan.findings.len(), 1);
+    }
+
+    #[test]
+    fn globs_and_size_limit_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/.git")).unwrap();
+        std::fs::write(dir.path().join("a.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("b.log"), "x").unwrap();
+        std::fs::write(dir.path().join("sub/c.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("sub/.git/d.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("big.txt"), vec![b'x'; 2 * 1024 * 1024]).unwrap();
+        let src = FilesystemSource {
+            id: "t".into(),
+            description: String::new(),
+            root: dir.path().to_owned(),
+            include: vec!["**/*.txt".into()],
+            exclude: vec!["**/.git/**".into()],
+            max_file_size_mb: 1,
+            hidden_files: true,
+        };
+        let mut seen = Vec::new();
+        discover(
+            &src,
+            None,
+            2,
+            &mut |b| {
+                assert!(b.len() <= 2);
+                seen.extend(b);
+                true
+            },
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        let keys: Vec<&str> = seen.iter().map(|o| o.key.as_str()).collect();
+        assert_eq!(keys, ["a.txt", "big.txt", "sub/c.txt"]);
+        assert!(seen[1].skipped_reason.as_deref().unwrap().contains("limit"));
+    }
+
+    #[test]
+    fn hidden_files_follow_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".cache")).unwrap();
+        std::fs::write(dir.path().join(".env"), "a@example.com").unwrap();
+        std::fs::write(dir.path().join(".cache/x.txt"), "a@example.com").unwrap();
+        std::fs::write(dir.path().join("plain.txt"), "a@example.com").unwrap();
+        let mut src = FilesystemSource {
+            id: "t".into(),
+            description: String::new(),
+            root: dir.path().to_owned(),
+            include: vec!["**/*".into()],
+            exclude: vec![],
+            max_file_size_mb: 1,
+            hidden_files: false,
+        };
+        let keys = |src: &FilesystemSource| {
+            let mut seen = Vec::new();
+            discover(
+                src,
+                None,
+                10,
+                &mut |b| {
+                    seen.extend(b.into_iter().map(|o| o.key));
+                    true
+                },
+                &AtomicBool::new(false),
+            )
+            .unwrap();
+            seen
+        };
+        assert_eq!(keys(&src), ["plain.txt"]);
+        let cs = crate::classify::built_in();
+        let scan = process(
+            &src,
+            ".env",
+            1,
+            None,
+            &cs,
+            ExtractSettings::default(),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
+        assert_eq!(scan.reason.as_deref(), Some("hidden file"));
+        src.hidden_files = true;
+        assert_eq!(keys(&src), [".cache/x.txt", ".env", "plain.txt"]);
+    }
+}

@@ -1,0 +1,527 @@
+//! Runs one work packet: its lease renewed (heartbeats) while the connector works,
+//! then reports. Whatever happens, the task's in-flight slot is given back.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::FutureExt;
+use meridian_service::backoff::Backoff;
+use meridian_wire::states::Phase;
+use meridian_wire::{JobOptions, WorkPacket};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::reporter::Reporter;
+use meridian_config::{DataSourceConfig, PostgresSource};
+use meridian_scan::extract::ExtractSettings;
+use meridian_scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
+use meridian_wire::task::FailureKind;
+use meridian_wire::task::{
+    Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
+    ReportOutcome,
+};
+
+/// Where a packet's blocking work (reading, extracting and classifying an object) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOn {
+    /// The thread driving [`run`]: an in-process worker's own thread, on which nothing
+    /// else runs. No hand-over per task (two cross-thread wake-ups, about a third of a
+    /// millisecond on a virtual machine, as much as scanning a 30 KB file), and the
+    /// regex engines' per-thread state stays warm from one object to the next.
+    ThisThread,
+    /// Tokio's blocking pool, for callers on the async runtime (remote workers).
+    BlockingPool,
+}
+
+/// Why the heartbeat stopped a task.
+#[derive(Debug, Default)]
+struct Stop {
+    /// Set on lease loss, cancellation or the shutdown deadline: the connector checks it.
+    abort: AtomicBool,
+    lost: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+/// How a running task's lease is renewed.
+#[derive(Clone, Copy)]
+pub enum Heartbeat<'a> {
+    /// A timer task of its own for each packet (remote workers).
+    PerTask,
+    /// The worker's heartbeat loop ([`Beat::run`]), which renews whatever task the
+    /// worker runs: no task spawned and aborted per packet, each a wake-up of the
+    /// runtime's threads that could preempt a scanning thread.
+    Shared(&'a Beat),
+}
+
+/// The task an in-process worker is running, for the worker's heartbeat loop.
+#[derive(Default)]
+pub struct Beat {
+    current: std::sync::Mutex<Option<Current>>,
+}
+
+struct Current {
+    lease: Lease,
+    stop: Arc<Stop>,
+    every: Duration,
+    /// When the lease is next renewed.
+    due: std::time::Instant,
+}
+
+/// How often the shared loop looks whether the current task is due (heartbeat
+/// intervals are whole seconds).
+const BEAT_TICK: Duration = Duration::from_millis(250);
+
+impl Beat {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn start(&self, lease: &Lease, stop: &Arc<Stop>, every: Duration) {
+        *self.slot() = Some(Current {
+            lease: lease.clone(),
+            stop: stop.clone(),
+            every,
+            due: std::time::Instant::now() + every,
+        });
+    }
+
+    fn end(&self) {
+        *self.slot() = None;
+    }
+
+    /// Renews the current task's lease once it has run for a heartbeat interval and
+    /// every interval after, as [`Heartbeat::PerTask`] does; on the shutdown deadline
+    /// aborts the current task and returns. Runs until the worker aborts it.
+    pub async fn run(
+        self: Arc<Self>,
+        app: Arc<dyn Reporter>,
+        worker_id: String,
+        deadline: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = deadline.cancelled() => {
+                    if let Some(c) = self.slot().as_ref() {
+                        c.stop.abort.store(true, Ordering::Relaxed);
+                    }
+                    return;
+                }
+                _ = tokio::time::sleep(BEAT_TICK) => {}
+            }
+            let due = {
+                let mut slot = self.slot();
+                let now = std::time::Instant::now();
+                match slot.as_mut() {
+                    Some(c) if c.due <= now => {
+                        c.due = now + c.every;
+                        Some((c.lease.clone(), c.stop.clone()))
+                    }
+                    _ => None,
+                }
+            };
+            let Some((lease, stop)) = due else { continue };
+            if !renew(&app, &worker_id, &lease, &stop).await {
+                let mut slot = self.slot();
+                // Still the same run of the task (not a later lease of it taken by this
+                // worker while the renewal was on its way): it is being stopped, renew
+                // it no more.
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(&c.stop, &stop)) {
+                    *slot = None;
+                }
+            }
+        }
+    }
+}
+
+/// Ends a task's heartbeat when the runner returns or unwinds: a heartbeat left
+/// running would keep extending a lease nobody works on.
+enum Renewal<'a> {
+    Task(tokio::task::JoinHandle<()>),
+    Shared(&'a Beat),
+}
+
+impl Drop for Renewal<'_> {
+    fn drop(&mut self) {
+        match self {
+            Renewal::Task(handle) => handle.abort(),
+            Renewal::Shared(beat) => beat.end(),
+        }
+    }
+}
+
+pub async fn run(
+    app: &Arc<dyn Reporter>,
+    worker_id: &str,
+    packet: WorkPacket,
+    deadline: &CancellationToken,
+    scan_on: ScanOn,
+    heartbeat: Heartbeat<'_>,
+) {
+    let lease = Lease {
+        task_id: packet.task_id,
+        lease_token: packet.lease_token.clone(),
+    };
+    let stop = Arc::new(Stop::default());
+    let every = Duration::from_secs(packet.heartbeat_interval_seconds.max(1));
+    let renewal = match heartbeat {
+        Heartbeat::PerTask => Renewal::Task(tokio::spawn(heartbeat_loop(
+            app.clone(),
+            worker_id.to_owned(),
+            lease.clone(),
+            every,
+            stop.clone(),
+            deadline.clone(),
+        ))),
+        Heartbeat::Shared(beat) => {
+            beat.start(&lease, &stop, every);
+            Renewal::Shared(beat)
+        }
+    };
+    // Checked after the task is in the heartbeat's slot: a deadline passed later is
+    // seen by the heartbeat loop, which aborts the slot's task as it returns.
+    if deadline.is_cancelled() {
+        stop.abort.store(true, Ordering::Relaxed);
+    }
+    let started = std::time::Instant::now();
+    let result = execute(app, &packet, &lease, &stop, scan_on).await;
+    app.task_time(started.elapsed().as_micros() as u64);
+    drop(renewal);
+    match result {
+        Ok(scan) => {
+            let object = scan.outcome.map(|outcome| ObjectResult {
+                object_id: packet.payload["object_id"].as_i64().unwrap_or(0),
+                outcome,
+                reason: scan.reason,
+            });
+            // The completer gives the in-flight slot back once the batch commits.
+            app.complete(Completion {
+                lease,
+                object,
+                findings: scan.findings,
+            });
+            return;
+        }
+        Err(ScanError::Aborted) if stop.lost.load(Ordering::Relaxed) => {
+            tracing::info!(
+                task.id = packet.task_id,
+                "task {} stopped: lease lost",
+                packet.task_id
+            );
+        }
+        Err(ScanError::Aborted) if stop.cancelled.load(Ordering::Relaxed) => {
+            // Back to PENDING; the finisher cancels it with the job's other pending tasks.
+            report_failure(
+                app,
+                &lease,
+                packet.attempt,
+                "job cancelled",
+                FailureKind::Cancelled,
+            )
+            .await;
+        }
+        Err(ScanError::Aborted) => {
+            tracing::info!(
+                task.id = packet.task_id,
+                "task {} interrupted by shutdown",
+                packet.task_id
+            );
+            app.interrupted(&lease, packet.attempt).await;
+        }
+        Err(ScanError::Retryable(e)) => {
+            report_failure(app, &lease, packet.attempt, &e, FailureKind::Retryable).await
+        }
+        Err(ScanError::Permanent(e)) => {
+            report_failure(app, &lease, packet.attempt, &e, FailureKind::Permanent).await
+        }
+    }
+    app.released();
+}
+
+async fn report_failure(
+    app: &Arc<dyn Reporter>,
+    lease: &Lease,
+    attempt: u32,
+    error: &str,
+    kind: FailureKind,
+) {
+    match app.failed(lease, attempt, error, kind).await {
+        Ok(FailOutcome::Retrying) => tracing::info!(
+            task.id = lease.task_id,
+            "task {} will retry: {error}",
+            lease.task_id
+        ),
+        Ok(FailOutcome::Failed) => tracing::warn!(
+            task.id = lease.task_id,
+            "task {} failed: {error}",
+            lease.task_id
+        ),
+        Ok(FailOutcome::LeaseLost) => {}
+        // The lease will expire and the reaper will return the task.
+        Err(e) => tracing::warn!(
+            task.id = lease.task_id,
+            "could not report failure of task {}: {e}",
+            lease.task_id
+        ),
+    }
+}
+
+async fn heartbeat_loop(
+    app: Arc<dyn Reporter>,
+    worker_id: String,
+    lease: Lease,
+    every: Duration,
+    stop: Arc<Stop>,
+    deadline: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = deadline.cancelled() => {
+                stop.abort.store(true, Ordering::Relaxed);
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        if !renew(&app, &worker_id, &lease, &stop).await {
+            return;
+        }
+    }
+}
+
+/// One heartbeat; false when the task must stop (cancelled, or its lease is lost).
+async fn renew(app: &Arc<dyn Reporter>, worker_id: &str, lease: &Lease, stop: &Stop) -> bool {
+    match app.heartbeat(lease).await {
+        Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(worker_id),
+        Ok(HeartbeatOutcome::Cancelled) => {
+            stop.cancelled.store(true, Ordering::Relaxed);
+            stop.abort.store(true, Ordering::Relaxed);
+            return false;
+        }
+        Ok(HeartbeatOutcome::Lost) => {
+            stop.lost.store(true, Ordering::Relaxed);
+            stop.abort.store(true, Ordering::Relaxed);
+            return false;
+        }
+        // A missed heartbeat is not fatal; the lease outlasts several intervals.
+        Err(e) => tracing::warn!(task.id = lease.task_id, "heartbeat failed: {e}"),
+    }
+    true
+}
+
+async fn execute(
+    app: &Arc<dyn Reporter>,
+    packet: &WorkPacket,
+    lease: &Lease,
+    stop: &Arc<Stop>,
+    scan_on: ScanOn,
+) -> Result<ObjectScan, ScanError> {
+    let gone = || {
+        ScanError::Permanent("the task's data source is no longer configured at this site".into())
+    };
+    let ds: DataSourceConfig =
+        serde_json::from_value(packet.data_source.clone()).map_err(|_| gone())?;
+    // Credentials never travel in a packet: take the database source, secret
+    // included, from this site's configuration.
+    let ds = match ds {
+        DataSourceConfig::Postgres(p) => app.cfg().data_source(&p.id).cloned().ok_or_else(gone)?,
+        other => other,
+    };
+    match packet.phase {
+        Phase::Discovery => discover(app, packet, lease, ds, stop)
+            .await
+            .map(|()| ObjectScan::default()),
+        Phase::Process => process(app, packet, ds, stop, scan_on).await,
+    }
+}
+
+async fn discover(
+    app: &Arc<dyn Reporter>,
+    packet: &WorkPacket,
+    lease: &Lease,
+    ds: DataSourceConfig,
+    stop: &Arc<Stop>,
+) -> Result<(), ScanError> {
+    let batch_size = app.discovery_batch_size();
+    let limit = packet.options.max_file_size_mb;
+    let (tx, mut rx) = mpsc::channel::<Vec<NewObject>>(1);
+    let walker_stop = stop.clone();
+    // Sampling: the sink stops the walk once `max_objects` were handed over. The
+    // walk's order is stable, so a retried discovery samples the same objects.
+    let cap = packet.options.max_objects.unwrap_or(u64::MAX);
+    let handle = tokio::runtime::Handle::current();
+    let walker = tokio::task::spawn_blocking(move || {
+        let mut sent = 0u64;
+        let mut sink = |mut b: Vec<NewObject>| {
+            b.truncate(usize::try_from(cap - sent).unwrap_or(usize::MAX));
+            sent += b.len() as u64;
+            let delivered = b.is_empty() || tx.blocking_send(b).is_ok();
+            delivered && sent < cap
+        };
+        let walked = match &ds {
+            DataSourceConfig::Filesystem(fs) => {
+                filesystem::discover(fs, limit, batch_size, &mut sink, &walker_stop.abort)
+            }
+            DataSourceConfig::Synthetic(s) => {
+                synthetic::discover(s, batch_size, &mut sink, &walker_stop.abort)
+            }
+            DataSourceConfig::Postgres(pg) => {
+                postgres::discover(pg, &handle, batch_size, &mut sink, &walker_stop.abort)
+            }
+        };
+        match walked {
+            Err(ScanError::Aborted)
+                if sent >= cap && !walker_stop.abort.load(Ordering::Relaxed) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    });
+    let retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut seq = 0;
+    let mut report_error = None;
+    'batches: while let Some(objects) = rx.recv().await {
+        let batch = DiscoveryBatch {
+            attempt: i64::from(packet.attempt),
+            seq,
+            objects,
+        };
+        let mut tries = 0;
+        loop {
+            match app.discovered(lease, &batch).await {
+                Ok(ReportOutcome::Accepted | ReportOutcome::Duplicate) => break,
+                Ok(ReportOutcome::LeaseLost) => {
+                    stop.lost.store(true, Ordering::Relaxed);
+                    stop.abort.store(true, Ordering::Relaxed);
+                    break 'batches;
+                }
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(
+                        task.id = lease.task_id,
+                        "discovery batch not recorded yet: {e}"
+                    );
+                    tokio::time::sleep(retry.delay(tries)).await;
+                }
+                Err(e) => {
+                    report_error = Some(ScanError::Retryable(format!(
+                        "discovery batch not recorded: {e}"
+                    )));
+                    stop.abort.store(true, Ordering::Relaxed);
+                    break 'batches;
+                }
+            }
+        }
+        seq += 1;
+        // Test failpoint: the discovery task dies after recording a batch, as if
+        // its worker crashed; the retry must not duplicate what was recorded.
+        if app.failpoint("discovery_batch") {
+            report_error = Some(ScanError::Retryable(
+                "failpoint discovery_batch: interrupted after a batch".into(),
+            ));
+            stop.abort.store(true, Ordering::Relaxed);
+            break;
+        }
+    }
+    drop(rx);
+    let walked = walker
+        .await
+        .map_err(|e| ScanError::Retryable(format!("discovery crashed: {e}")))?;
+    match (report_error, walked) {
+        (Some(e), _) => Err(e),
+        (None, r) => r,
+    }
+}
+
+async fn process(
+    app: &Arc<dyn Reporter>,
+    packet: &WorkPacket,
+    ds: DataSourceConfig,
+    stop: &Arc<Stop>,
+    scan_on: ScanOn,
+) -> Result<ObjectScan, ScanError> {
+    let key = packet.payload["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let object_id = packet.payload["object_id"].as_i64().unwrap_or(0);
+    let limit = packet.options.max_file_size_mb;
+    let cfg = app.cfg();
+    let classifiers = classify::select(
+        packet.options.classifiers.as_deref(),
+        &cfg.classifiers.custom,
+    );
+    let settings = ExtractSettings {
+        ocr: packet
+            .options
+            .ocr
+            .unwrap_or(cfg.connector.easyocr_support_enabled),
+        tables: packet
+            .options
+            .tables
+            .unwrap_or(cfg.connector.get_table_or_images_enabled),
+    };
+    // The database connector is async (its queries) and classifies the rows it samples
+    // inline: a worker's own thread just awaits it; on the runtime it goes to the
+    // blocking pool like a file, driven there by `block_on`.
+    if let (DataSourceConfig::Postgres(pg), ScanOn::ThisThread) = (&ds, scan_on) {
+        let rows = sampling(&packet.options, pg);
+        let scan = postgres::process(pg, &key, object_id, &classifiers, rows, &stop.abort);
+        return AssertUnwindSafe(scan)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(crashed()));
+    }
+    let attempt = packet.attempt;
+    let stop = stop.clone();
+    let options = packet.options.clone();
+    // Test failpoint: the scan panics, as a connector or classifier bug would.
+    let panics = app.failpoint("scan_panic");
+    let handle = tokio::runtime::Handle::current();
+    let scan = move || match &ds {
+        _ if panics => panic!("failpoint scan_panic"),
+        DataSourceConfig::Filesystem(fs) => filesystem::process(
+            fs,
+            &key,
+            object_id,
+            limit,
+            &classifiers,
+            settings,
+            &stop.abort,
+        ),
+        DataSourceConfig::Postgres(pg) => handle.block_on(postgres::process(
+            pg,
+            &key,
+            object_id,
+            &classifiers,
+            sampling(&options, pg),
+            &stop.abort,
+        )),
+        DataSourceConfig::Synthetic(s) => synthetic::process(s, &key, attempt, &stop.abort),
+    };
+    match scan_on {
+        // A panic in a connector or classifier fails the task (retryable), as the
+        // blocking pool's join error does, instead of ending the worker's loop.
+        ScanOn::ThisThread => {
+            std::panic::catch_unwind(AssertUnwindSafe(scan)).unwrap_or_else(|_| Err(crashed()))
+        }
+        ScanOn::BlockingPool => tokio::task::spawn_blocking(scan)
+            .await
+            .map_err(|e| ScanError::Retryable(format!("scanner crashed: {e}")))?,
+    }
+}
+
+fn crashed() -> ScanError {
+    ScanError::Retryable("scanner crashed (panicked)".into())
+}
+
+/// A job's sampling limits for a database source, its own where the job sets none.
+fn sampling(options: &JobOptions, pg: &PostgresSource) -> postgres::Sampling {
+    postgres::Sampling {
+        rows: options.sample_rows.unwrap_or(pg.sample_rows),
+        percent: options.sample_percent.unwrap_or(pg.sample_percent),
+    }
+}

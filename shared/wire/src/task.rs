@@ -1,0 +1,125 @@
+//! What a worker and the orchestrator say about a leased task, whichever side of the
+//! wire the worker is on: the lease a report claims to hold, discovered objects,
+//! findings and outcomes. In-process workers hand these to the engine directly;
+//! remote workers send them in the worker API's bodies. No database types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::states::ObjectOutcome;
+
+/// A task and the token of the lease a report claims to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    pub task_id: i64,
+    pub lease_token: String,
+}
+
+/// Answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    Extended {
+        expires_at: i64,
+    },
+    /// The lease is still held but the job is being cancelled: stop the task.
+    Cancelled,
+    /// The lease was reaped or the task finished: stop and discard results.
+    Lost,
+}
+
+/// One batch of objects found by a discovery task.
+#[derive(Debug, Clone, Default)]
+pub struct DiscoveryBatch {
+    /// The task's attempt number; with `seq` it makes a retried report idempotent.
+    pub attempt: i64,
+    /// 0-based batch number within the attempt.
+    pub seq: i64,
+    pub objects: Vec<NewObject>,
+}
+
+/// One discovered object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewObject {
+    pub key: String,
+    pub size_bytes: i64,
+    pub modified_at: Option<i64>,
+    /// Set when discovery already knows the object will not be scanned.
+    pub skipped_reason: Option<String>,
+}
+
+/// Answer to a progress report or completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    Accepted,
+    /// The same report was already recorded; nothing new was written.
+    Duplicate,
+    /// The lease token is not the task's current one; nothing was written.
+    LeaseLost,
+}
+
+/// A finished task and what it found.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub lease: Lease,
+    pub object: Option<ObjectResult>,
+    pub findings: Vec<NewFinding>,
+}
+
+/// How far a `PROCESS` task got with its object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectResult {
+    pub object_id: i64,
+    pub outcome: ObjectOutcome,
+    pub reason: Option<String>,
+}
+
+/// A masked finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewFinding {
+    pub object_id: i64,
+    pub classifier: String,
+    pub location: String,
+    pub count: i64,
+    pub masked_sample: String,
+    pub confidence: f64,
+}
+
+/// A failure report.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub error: String,
+    pub retryable: bool,
+    pub max_retries: u32,
+    pub backoff_ms: i64,
+}
+
+/// What `fail` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Back to `PENDING`, not before the backoff.
+    Retrying,
+    Failed,
+    LeaseLost,
+}
+
+/// How a task ended without completing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Try again after a backoff while attempts remain.
+    Retryable,
+    /// Never try again.
+    Permanent,
+    /// Stopped because its job is being cancelled: back to `PENDING` at once, where
+    /// the finisher cancels it with the job's other pending tasks.
+    Cancelled,
+}
+
+/// One row of the `system_parameters` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemParameter {
+    /// `global` or a node id.
+    pub scope: String,
+    /// Dotted key, e.g. `worker.max_retries`.
+    pub key: String,
+    /// JSON (`5`, `true`) or plain text (`WEIGHTED`).
+    pub value: String,
+}

@@ -1,0 +1,131 @@
+//! The worker API: what remote workers and orchestrators say to each other over
+//! HTTP. The site's `api::tasks` answers and the worker crate's client asks; both
+//! use these types.
+//!
+//! Every call names a lease (task id + lease token) it claims to hold; the
+//! orchestrator checks the token in the same statement that writes, so a report from
+//! a reaped lease writes nothing and is answered 409 `lease_lost`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::WorkPacket;
+use crate::task::{NewFinding, NewObject, ObjectResult};
+
+pub const GET_TASK: &str = "/get_task";
+pub const REPORT_HEARTBEAT: &str = "/report_heartbeat";
+pub const UPDATE_TASK_PROGRESS: &str = "/update_task_progress";
+pub const COMPLETE_TASK: &str = "/complete_task";
+pub const FAIL_TASK: &str = "/fail_task";
+
+/// `POST /get_task`: up to `max_tasks` packets, waiting up to `wait_seconds` (capped at
+/// `orchestrator.long_poll_timeout_seconds`) when none is ready.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetTaskRequest {
+    pub worker_id: String,
+    /// Tasks the worker runs at once (shown in `/workers`).
+    pub slots: u32,
+    /// Free slots: most packets wanted now.
+    pub max_tasks: u32,
+    #[serde(default)]
+    pub wait_seconds: Option<u64>,
+}
+
+/// Answer to `get_task` with work (204 without).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetTaskResponse {
+    pub tasks: Vec<WorkPacket>,
+}
+
+/// `POST /report_heartbeat`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    pub worker_id: String,
+    pub task_id: i64,
+    pub lease_token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    /// The job is being cancelled: stop the task and report it with `fail_task`.
+    pub cancelled: bool,
+    /// RFC 3339, from the database clock; absent when cancelled.
+    #[serde(default)]
+    pub lease_expires_at: Option<String>,
+}
+
+/// `POST /update_task_progress`: one progress record with its discovered objects,
+/// written in one transaction. `attempt` + `seq` make a resent batch a no-op.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressRequest {
+    pub worker_id: String,
+    pub task_id: i64,
+    pub lease_token: String,
+    pub attempt: i64,
+    pub seq: i64,
+    pub objects: Vec<NewObject>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProgressResponse {
+    /// The same batch was already recorded; nothing new was written.
+    pub duplicate: bool,
+}
+
+/// One finished task with its results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompletedTask {
+    pub task_id: i64,
+    pub lease_token: String,
+    #[serde(default)]
+    pub object: Option<ObjectResult>,
+    #[serde(default)]
+    pub findings: Vec<NewFinding>,
+}
+
+/// `POST /complete_task`: one or more completions, committed in one transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    pub worker_id: String,
+    pub completions: Vec<CompletedTask>,
+}
+
+/// Answer to `complete_task`: 200 when every completion was accepted; 409
+/// `lease_lost` with this in `details` when some were refused (the accepted ones are
+/// committed, the refused ones wrote nothing).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    pub accepted: Vec<i64>,
+    pub refused: Vec<i64>,
+}
+
+/// `POST /fail_task`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    pub worker_id: String,
+    pub task_id: i64,
+    pub lease_token: String,
+    /// The attempt that failed (1-based); sets the retry backoff.
+    pub attempt: u32,
+    pub error: String,
+    /// Try again (after a backoff) while attempts remain.
+    pub retryable: bool,
+    /// Not a failure: the worker hands the task back (shutdown, cancellation, no
+    /// memory for it). Back to `PENDING` at once; it never fails the task.
+    #[serde(default)]
+    pub released: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailResponse {
+    /// `retrying` or `failed`.
+    pub outcome: String,
+}
+
+/// Longest worker id accepted.
+pub const MAX_WORKER_ID: usize = 128;
