@@ -1,4 +1,4 @@
-//! JWT bearer tokens on the user API (SPEC §8): one algorithm pinned by the server,
+//! JWT bearer tokens on the user API: one algorithm pinned by the server,
 //! `exp`, `iss` and `aud` required, at most 60 s of leeway; roles `viewer` (read),
 //! `operator` (create and cancel jobs) and `admin` (everything). Tokens are never
 //! logged and never forwarded to sites.

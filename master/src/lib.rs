@@ -1,4 +1,4 @@
-//! The Meridian federation master (SPEC §7): a catalog of every site's data
+//! The Meridian federation master: a catalog of every site's data
 //! sources, jobs split by site and dispatched to each child over mutual TLS, status
 //! polled with one request per site per round, one unified view, cancel fan-out,
 //! and a JWT-protected user API. Everything it knows is in its own store.

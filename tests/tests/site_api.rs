@@ -1,4 +1,4 @@
-//! The site API contract (SPEC §3): idempotent start, status and deltas, pagination,
+//! The site API contract: idempotent start, status and deltas, pagination,
 //! the catalog, and the error envelope for every kind of bad request.
 
 use meridian_tests::Backend;

@@ -1,4 +1,4 @@
-//! The site's typed configuration (SPEC §6): every parameter with its exact name and
+//! The site's typed configuration: every parameter with its exact name and
 //! default, the layers it is read from, and the checks that stop a bad start-up.
 
 pub mod distributed;
@@ -18,7 +18,7 @@ pub use meridian_service::config::ConfigError;
 pub use meridian_service::telemetry::LogFormat;
 pub use meridian_wire::task::SystemParameter;
 
-/// How the site process is deployed; changes resource logic (SPEC §1).
+/// How the site process is deployed; changes resource logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeploymentModel {
     #[serde(rename = "EKS")]

@@ -80,7 +80,7 @@ pub const FINISH_CANDIDATES: &str = "SELECT j.id, j.state, \
        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('PENDING', 'RUNNING')) \
        AND NOT EXISTS (SELECT 1 FROM progress_records p WHERE p.job_id = j.id AND p.processed = FALSE)";
 
-/// The final state of a finished job (SPEC §2): `FAILED` when failed tasks are more
+/// The final state of a finished job: `FAILED` when failed tasks are more
 /// than `threshold` percent of its tasks. There is no early abort: a job runs to the
 /// end so that its counts are complete.
 pub fn final_state(

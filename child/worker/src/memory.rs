@@ -1,4 +1,4 @@
-//! The pre-task memory check of remote workers (SPEC §5): a worker does not take a
+//! The pre-task memory check of remote workers: a worker does not take a
 //! task that would push its resident memory past `worker.process_memory_limit_mb`.
 //! A task's need is estimated from its object's size (what the extractor may hold at
 //! once); discovery tasks stream and count as nothing extra.

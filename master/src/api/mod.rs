@@ -1,5 +1,5 @@
-//! The user API under `/api/v1` (SPEC §7) plus `/health`, `/ready`, `/metrics`.
-//! Every `/api/v1` call needs a JWT bearer token; errors are the SPEC envelope.
+//! The user API under `/api/v1` plus `/health`, `/ready`, `/metrics`.
+//! Every `/api/v1` call needs a JWT bearer token; errors are the error envelope.
 
 mod auth;
 mod findings;

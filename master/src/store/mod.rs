@@ -1,5 +1,5 @@
 //! The master's store: everything the master knows, so a restart resumes dispatching,
-//! cancelling and polling where it stopped (SPEC §7).
+//! cancelling and polling where it stopped.
 //!
 //! One implementation for both databases: sqlx's `Any` driver over statements that
 //! SQLite and PostgreSQL both accept (`$N` parameters, `ON CONFLICT`, `RETURNING`),

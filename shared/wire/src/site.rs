@@ -1,4 +1,4 @@
-//! Wire types of the child site API (SPEC §3) and of the worker contract (SPEC §4).
+//! Wire types of the child site API and of the worker contract.
 //! The master and the CLI read the same structs the child writes.
 
 use std::collections::BTreeMap;
@@ -212,7 +212,7 @@ pub struct WorkerInfo {
     pub current_tasks: Vec<i64>,
 }
 
-/// What a worker receives for one task (SPEC §4).
+/// What a worker receives for one task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkPacket {
     pub task_id: i64,

@@ -1,4 +1,4 @@
-//! Data sources defined in the site's configuration (SPEC §2). Connector settings and
+//! Data sources defined in the site's configuration. Connector settings and
 //! credentials stay in the site; only id, kind and description reach the catalog.
 
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ pub struct PostgresSource {
     /// `postgres://user:password@host/db`, inline in the site's configuration.
     #[serde(default, skip_serializing)]
     pub url: SecretString,
-    /// Or the name of an environment variable holding that URL (SPEC §2).
+    /// Or the name of an environment variable holding that URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_env: Option<String>,
     /// Schemas to scan; every schema except PostgreSQL's own when empty.

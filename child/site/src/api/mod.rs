@@ -1,5 +1,5 @@
-//! The site API (SPEC §3): one module per resource, merged here. Every error is the
-//! SPEC envelope; axum's own rejections (bad JSON, wrong content type, oversized
+//! The site API: one module per resource, merged here. Every error is the
+//! error envelope; axum's own rejections (bad JSON, wrong content type, oversized
 //! body, unknown route or method) are mapped to it too.
 
 mod catalog;

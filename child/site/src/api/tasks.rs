@@ -1,4 +1,4 @@
-//! The worker API (SPEC §4), served by `--mode orchestrator`: `get_task` long-polls
+//! The worker API, served by `--mode orchestrator`: `get_task` long-polls
 //! for work packets, the other calls report on a lease. Each report is fenced by its
 //! lease token in the same statement that writes (the engine's `reports` and the
 //! store's `complete`), so a report from a reaped lease writes nothing and gets 409

@@ -1,4 +1,4 @@
-//! Mutual TLS between the master and its sites (SPEC §8), on rustls.
+//! Mutual TLS between the master and its sites, on rustls.
 //!
 //! Identities are DNS subject-alternative names: a site's certificate names the site
 //! (`DNS:london`), the master's names `master`. A child accepts only client
