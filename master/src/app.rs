@@ -41,11 +41,3 @@ impl Master {
 }
 
 pub type SharedMaster = Arc<Master>;
-
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

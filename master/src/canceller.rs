@@ -8,9 +8,10 @@ use futures::StreamExt;
 use meridian_service::backoff::Backoff;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{SharedMaster, component, now_ms};
+use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::{SiteJobRow, StoreError};
+use meridian_wire::time::now_ms;
 
 pub async fn run(m: SharedMaster, stop: CancellationToken) {
     loop {

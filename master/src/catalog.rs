@@ -7,9 +7,10 @@ use std::time::Duration;
 use meridian_wire::DataSourceInfo;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{SharedMaster, component, now_ms};
+use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::StoreError;
+use meridian_wire::time::now_ms;
 
 pub async fn run(m: SharedMaster, stop: CancellationToken) {
     let every = Duration::from_secs_f64(m.cfg.master.catalog_refresh_seconds);

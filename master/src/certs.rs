@@ -105,12 +105,11 @@ fn write(path: &Path, content: &str, secret: bool) -> anyhow::Result<()> {
 /// into `dir`. The CA's private key is not kept: a dev mesh is regenerated, not extended.
 pub fn init(dir: &Path, sites: &[String]) -> anyhow::Result<DevCerts> {
     for s in sites {
-        if s.is_empty()
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        {
-            anyhow::bail!("site name `{s}` is invalid; allowed: [a-z0-9-]{{1,63}}");
+        if !meridian_wire::is_site_name(s) {
+            anyhow::bail!(
+                "site name `{s}` is invalid; allowed: {}",
+                meridian_wire::SITE_NAME_RULE
+            );
         }
     }
     std::fs::create_dir_all(dir)

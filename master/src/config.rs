@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Yaml};
 use meridian_service::config::ConfigError;
 use meridian_service::telemetry::LogFormat;
 use meridian_service::tls::TlsFiles;
+use meridian_wire::{SITE_NAME_RULE, is_site_name};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,17 +253,11 @@ impl MasterConfig {
         let mut seen = std::collections::BTreeSet::new();
         for (i, site) in self.sites.iter().enumerate() {
             let key = format!("sites[{i}].name");
-            if site.name.is_empty()
-                || site.name.len() > 63
-                || !site
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
+            if !is_site_name(&site.name) {
                 return Err(ConfigError::new(
                     key,
                     format!(
-                        "value `{}` is invalid; allowed: [a-z0-9-]{{1,63}}",
+                        "value `{}` is invalid; allowed: {SITE_NAME_RULE}",
                         site.name
                     ),
                 ));

@@ -10,9 +10,10 @@ use meridian_service::backoff::Backoff;
 use meridian_wire::{JobStatus, StartJobRequest};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{SharedMaster, component, now_ms};
+use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::{DispatchState, SiteJobRow, StoreError};
+use meridian_wire::time::now_ms;
 
 pub async fn run(m: SharedMaster, stop: CancellationToken) {
     loop {

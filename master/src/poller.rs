@@ -10,11 +10,12 @@ use std::time::Instant;
 use meridian_wire::StatusDelta;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::{SharedMaster, component, now_ms};
+use crate::app::{SharedMaster, component};
 use crate::clients::SiteClient;
 use crate::remote::{self, Remote};
 use crate::store::{SiteRow, StoreError};
 use crate::view::overall_state;
+use meridian_wire::time::now_ms;
 
 /// Changed statuses per request; more pages follow in the same round.
 const PAGE: i64 = 500;

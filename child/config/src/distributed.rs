@@ -6,22 +6,13 @@
 
 use super::{ConfigError, SystemConfig};
 use crate::RunMode;
+use meridian_service::config::check_range as range;
 
 /// Shortest worker key accepted: HMAC-SHA256 keys shorter than the hash add no strength.
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// The default of `worker.auth_key_env`; the environment layer skips it.
 pub const DEFAULT_KEY_ENV: &str = "MERIDIAN_WORKER_AUTH_KEY";
-
-fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::out_of_range(
-            key, value, min as i64, max as i64,
-        ))
-    }
-}
 
 pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
     range(

@@ -6,17 +6,8 @@ use std::net::SocketAddr;
 
 use super::{ConfigError, CustomClassifierConfig, DataSourceConfig, SystemConfig};
 use meridian_scan::classify;
-
-/// Checks `value` against `min..=max` for `key`.
-fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::out_of_range(
-            key, value, min as i64, max as i64,
-        ))
-    }
-}
+use meridian_service::config::check_range as range;
+use meridian_wire::{SITE_NAME_RULE, is_site_name};
 
 pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
     let o = &cfg.orchestrator;
@@ -139,13 +130,11 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
         ));
     }
     validate_tls(cfg)?;
-    if !is_name(&cfg.site.name, 63, |c| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-    }) {
+    if !is_site_name(&cfg.site.name) {
         return Err(ConfigError::new(
             "site.name",
             format!(
-                "value `{}` is invalid; allowed: [a-z0-9-]{{1,63}}",
+                "value `{}` is invalid; allowed: {SITE_NAME_RULE}",
                 cfg.site.name
             ),
         ));

@@ -2,10 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use meridian_wire::WorkerInfo;
-use meridian_wire::time::rfc3339_from_millis;
+use meridian_wire::time::{now_ms, rfc3339_from_millis};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -17,13 +16,6 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct WorkerRegistry {
     workers: Mutex<BTreeMap<String, Entry>>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl WorkerRegistry {

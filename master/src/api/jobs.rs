@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Caller, MasterState, store_error};
-use crate::app::now_ms;
 use crate::auth::Role;
 use crate::store::{CreateOutcome, NewJob};
 use crate::view::{ALL_STATES, JobView, OverallState, job_view};
+use meridian_wire::time::now_ms;
 
 pub fn router() -> Router<MasterState> {
     Router::new()

@@ -71,6 +71,17 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Checks `value` against `min..=max` for `key`.
+pub fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::out_of_range(
+            key, value, min as i64, max as i64,
+        ))
+    }
+}
+
 /// Parses a `system_parameters` value: JSON when it parses (`5`, `true`, `"x"`),
 /// otherwise the text itself as a string (`WEIGHTED`).
 pub fn parse_parameter_value(raw: &str) -> serde_json::Value {

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use meridian_wire::time::rfc3339_from_millis;
+use meridian_wire::time::{now_ms, rfc3339_from_millis};
 use meridian_wire::{ComponentHealth, ComponentState};
 
 /// Component names as they appear in `/health`.
@@ -28,11 +27,7 @@ pub struct Health {
 }
 
 fn now_rfc3339() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    rfc3339_from_millis(ms)
+    rfc3339_from_millis(now_ms())
 }
 
 impl Health {

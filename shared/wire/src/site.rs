@@ -266,3 +266,16 @@ pub struct Resources {
     pub system_cpu_percent: f32,
     pub back_pressure: bool,
 }
+
+/// The rule a site name follows, for error messages.
+pub const SITE_NAME_RULE: &str = "[a-z0-9-]{1,63}";
+
+/// Whether `name` is a valid site name ([`SITE_NAME_RULE`]): it is also the identity
+/// the site's certificate carries, so the master, the site and the dev certificate
+/// tool must agree on it.
+pub fn is_site_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}

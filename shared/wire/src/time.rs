@@ -1,6 +1,16 @@
 //! Timestamps: the database keeps epoch milliseconds (from its own clock); the wire
 //! speaks RFC 3339 in UTC.
 
+/// Epoch milliseconds now, by this process's clock: for what the process itself
+/// times (ages, staleness, retry schedules), never for lease deadlines, which come
+/// from the database's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Formats epoch milliseconds as RFC 3339 with millisecond precision, e.g.
 /// `2026-12-01T10:00:00.000Z`.
 pub fn rfc3339_from_millis(ms: i64) -> String {
