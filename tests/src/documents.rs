@@ -313,6 +313,11 @@ pub fn ods(lines: &[String]) -> Vec<u8> {
             )
         })
         .collect();
+    ods_with_rows(&rows)
+}
+
+/// An ODS whose one table has these `<table:table-row>` elements (hostile shapes included).
+pub fn ods_with_rows(rows: &str) -> Vec<u8> {
     odf(
         "application/vnd.oasis.opendocument.spreadsheet",
         format!(
@@ -334,6 +339,11 @@ pub fn xlsx(lines: &[String]) -> Vec<u8> {
             )
         })
         .collect();
+    xlsx_with_rows(&rows)
+}
+
+/// An XLSX whose one sheet has these `<row>` elements (hostile shapes included).
+pub fn xlsx_with_rows(rows: &str) -> Vec<u8> {
     let sheet = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#
     );

@@ -32,6 +32,8 @@ pub mod reasons {
     pub const PDF_UNREADABLE: &str = "unreadable PDF";
     pub const DOCUMENT_UNREADABLE: &str = "unreadable office document";
     pub const SHEET_UNREADABLE: &str = "unreadable spreadsheet";
+    pub const SHEET_TOO_LARGE: &str = "spreadsheet too large: more cells than the site reads";
+    pub const SHEET_TRUNCATED: &str = "spreadsheet truncated at the site's text limit";
     pub const ARCHIVE_UNSUPPORTED: &str = "unsupported archive";
     pub const LEGACY_WORD: &str = "unsupported format: legacy Word document";
     pub const EMBEDDED_IMAGES_NOT_OCRD: &str = "embedded images not OCR'd";
