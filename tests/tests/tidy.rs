@@ -10,7 +10,10 @@ use std::process::Command;
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Every `.rs` file of the workspace, outside `target/` and hidden folders.
@@ -53,7 +56,13 @@ fn normal_closure() -> BTreeMap<String, BTreeSet<String>> {
         .expect("rustc -vV names the host");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--filter-platform", &host])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &host,
+        ])
         .current_dir(root())
         .output()
         .expect("cargo metadata");
@@ -185,7 +194,9 @@ fn crate_dependencies_follow_the_architecture() {
     // Only the dev-only quickstart may link both sides, and nothing depends on it.
     for (package, deps) in &closure {
         if deps.contains("meridian-quickstart") {
-            broken.push(format!("{package} depends on the dev-only meridian-quickstart"));
+            broken.push(format!(
+                "{package} depends on the dev-only meridian-quickstart"
+            ));
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
@@ -234,7 +245,10 @@ fn no_comment_cites_a_document_outside_the_repository() {
         })
         .map(|p| relative(&p))
         .collect();
-    assert!(citing.is_empty(), "cites a document outside the repo: {citing:?}");
+    assert!(
+        citing.is_empty(),
+        "cites a document outside the repo: {citing:?}"
+    );
 }
 
 /// `(parameter, live)` rows of the parameter table in docs/configuration.md.
@@ -257,7 +271,10 @@ fn documented_parameters() -> BTreeMap<String, bool> {
         let live = match cells[4] {
             "yes" => true,
             "no" => false,
-            other => panic!("docs/configuration.md: {}: live column says {other:?}", cells[1]),
+            other => panic!(
+                "docs/configuration.md: {}: live column says {other:?}",
+                cells[1]
+            ),
         };
         // One row may name several keys: `a`, `b`, `c`.
         for key in cells[1].split(',') {
@@ -325,7 +342,8 @@ fn live_keys_documentation_and_defaults_agree() {
         .keys()
         .filter(|k| {
             let leaf = k.rsplit('.').next().unwrap();
-            !defaults.contains(*k) && !yaml.contains(&format!("# {leaf}:"))
+            !defaults.contains(*k)
+                && !yaml.contains(&format!("# {leaf}:"))
                 && !yaml.contains(&format!("#   {leaf}:"))
         })
         .collect();
