@@ -2,14 +2,17 @@
 //! Each must end `COMPLETE`, `PARTIAL` or `SKIPPED` with a reason, in bounded memory
 //! and time, without taking the process down.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use meridian_scan::classify;
 use meridian_scan::extract::{ExtractSettings, scan_file};
+use meridian_scan::settings::FilesystemSource;
+use meridian_scan::{ObjectScan, classify, filesystem};
 use meridian_tests::documents::{ods_with_rows, xlsx_with_rows};
 use meridian_wire::states::ObjectOutcome;
 
-fn scan_bytes(bytes: &[u8]) -> meridian_scan::ObjectScan {
+fn scan_bytes(bytes: &[u8]) -> ObjectScan {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("object");
     std::fs::write(&path, bytes).unwrap();
@@ -19,6 +22,7 @@ fn scan_bytes(bytes: &[u8]) -> meridian_scan::ObjectScan {
         file,
         "object",
         1,
+        u64::MAX,
         &classifiers,
         ExtractSettings::default(),
         &AtomicBool::new(false),
@@ -113,4 +117,148 @@ fn an_ordinary_ods_is_still_scanned() {
     };
     assert_eq!(count("email"), 1);
     assert_eq!(count("us_ssn"), 12, "3 rows of 4 repeated cells");
+}
+
+fn filesystem_source(root: &std::path::Path, max_file_size_mb: u64) -> FilesystemSource {
+    FilesystemSource {
+        id: "ds_hostile".into(),
+        description: String::new(),
+        root: root.to_path_buf(),
+        include: vec!["**/*".into()],
+        exclude: Vec::new(),
+        max_file_size_mb,
+        hidden_files: true,
+    }
+}
+
+fn process(src: &FilesystemSource, key: &str, limit_mb: Option<u64>) -> ObjectScan {
+    filesystem::process(
+        src,
+        key,
+        1,
+        limit_mb,
+        &classify::built_in(),
+        ExtractSettings::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap()
+}
+
+/// Runs `f` on a thread of its own and fails the test if it takes longer than `secs`
+/// (the thread is left behind: it is what would have hung a worker).
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("still running after {secs} s"))
+}
+
+/// Regression: a regular file replaced by a FIFO after discovery blocked `open()`
+/// forever, and the heartbeat kept renewing the hung task's lease.
+#[test]
+fn a_fifo_in_place_of_a_discovered_file_is_skipped_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.txt");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let src = filesystem_source(dir.path(), 16);
+    let scan = within(10, move || process(&src, "report.txt", None));
+    assert_eq!(scan.outcome, Some(ObjectOutcome::Skipped));
+    assert_eq!(scan.reason.as_deref(), Some("not a regular file"));
+}
+
+/// Regression: the connector checked the path, then opened it by name, following
+/// links; a directory swapped for a link between the two let it read outside the
+/// root. Swaps race the reads here; not one read may reach the outside file.
+#[test]
+fn a_directory_swapped_for_a_link_during_a_scan_never_leads_outside_the_root() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(
+        outside.path().join("secret.txt"),
+        "root@site-database.example.com\n",
+    )
+    .unwrap();
+    let share = tempfile::tempdir().unwrap();
+    let real = share.path().join("d");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("secret.txt"), "nothing to see\n").unwrap();
+    let parked = share.path().join("d.parked");
+    let link = share.path().join("d");
+    let target = outside.path().to_path_buf();
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::rename(&link, &parked).unwrap();
+                std::os::unix::fs::symlink(&target, &link).unwrap();
+                std::thread::yield_now();
+                std::fs::remove_file(&link).unwrap();
+                std::fs::rename(&parked, &link).unwrap();
+            }
+        })
+    };
+    let src = filesystem_source(share.path(), 16);
+    let mut leaked = 0;
+    for _ in 0..3000 {
+        let scan = process(&src, "d/secret.txt", None);
+        leaked += scan.findings.len();
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(leaked, 0, "findings from a file outside the root");
+}
+
+/// Regression: a job's `max_file_size_mb` replaced the data source's limit instead
+/// of lowering it; the site's limit is a ceiling a job can lower, never raise.
+#[test]
+fn a_job_cannot_raise_the_sites_file_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    while text.len() < 2 << 20 {
+        text.push_str("jane.doe@example.com\n");
+    }
+    std::fs::write(dir.path().join("big.txt"), &text).unwrap();
+    let src = filesystem_source(dir.path(), 1);
+    let raised = process(&src, "big.txt", Some(100));
+    assert_eq!(
+        raised.outcome,
+        Some(ObjectOutcome::Skipped),
+        "{:?}",
+        raised.reason
+    );
+    assert!(raised.findings.is_empty());
+    let small = filesystem_source(dir.path(), 100);
+    let lowered = process(&small, "big.txt", Some(1));
+    assert_eq!(lowered.outcome, Some(ObjectOutcome::Skipped));
+    let allowed = process(&small, "big.txt", None);
+    assert_eq!(allowed.outcome, Some(ObjectOutcome::Complete));
+}
+
+/// A file that grew past the limit after its size was checked is read only up to
+/// the limit: text ends `PARTIAL`, a document (read whole) `SKIPPED`.
+#[test]
+fn a_file_that_grew_past_the_limit_is_read_only_up_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    std::fs::write(&path, "a@example.com\n".repeat(1000)).unwrap();
+    let classifiers = classify::built_in();
+    let scan = scan_file(
+        std::fs::File::open(&path).unwrap(),
+        "log.txt",
+        1,
+        140,
+        &classifiers,
+        ExtractSettings::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(scan.outcome, Some(ObjectOutcome::Partial));
+    let emails: i64 = scan.findings.iter().map(|f| f.count).sum();
+    assert_eq!(emails, 10, "only the first 140 bytes were read");
 }

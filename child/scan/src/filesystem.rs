@@ -1,9 +1,10 @@
 //! The `filesystem` connector: lists files under a root with include/exclude globs
 //! and a size limit, and reads them line by line for the classifiers. It never
-//! leaves its root: keys are relative paths of plain components, symlinks are not
-//! followed, other file systems mounted below the root are not entered, and every
-//! path is checked against the canonical root before it is opened. What a file holds
-//! is decided by its content (`extract`), not its name.
+//! leaves its root: keys are relative paths of plain components, and a file is
+//! opened beneath the root without following any link or leaving its file system
+//! (`beneath`), so a directory swapped for a link after discovery leads nowhere.
+//! Only regular files are read, never past the size limit. What a file holds is
+//! decided by its content (`extract`), not its name.
 
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
@@ -14,6 +15,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use meridian_wire::states::ObjectOutcome;
 use walkdir::WalkDir;
 
+use super::beneath;
 use super::classify::ClassifierRef;
 use super::extract::{self, ExtractSettings};
 use super::{BatchSink, ObjectScan, ScanError, check};
@@ -38,9 +40,10 @@ fn canonical_root(src: &FilesystemSource) -> Result<PathBuf, ScanError> {
     })
 }
 
+/// The data source's limit is a ceiling: a job may lower it, never raise it.
 fn max_bytes(src: &FilesystemSource, limit_mb: Option<u64>) -> u64 {
     limit_mb
-        .unwrap_or(src.max_file_size_mb)
+        .map_or(src.max_file_size_mb, |job| job.min(src.max_file_size_mb))
         .saturating_mul(1024 * 1024)
 }
 
@@ -124,25 +127,10 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
 
-/// Resolves `key` inside the root, refusing anything that could leave it.
-fn resolve(root: &Path, key: &str) -> Result<PathBuf, &'static str> {
+/// Whether `key` is a relative path of plain components (no `..`, no root).
+fn plain_key(key: &str) -> bool {
     let rel = Path::new(key);
-    if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err("object key escapes the data source root");
-    }
-    let path = root.join(rel);
-    let meta =
-        std::fs::symlink_metadata(&path).map_err(|_| "file vanished before it was scanned")?;
-    if meta.file_type().is_symlink() {
-        return Err("symlink not followed");
-    }
-    let real = path
-        .canonicalize()
-        .map_err(|_| "file vanished before it was scanned")?;
-    if !real.starts_with(root) {
-        return Err("path resolves outside the data source root");
-    }
-    Ok(real)
+    !rel.as_os_str().is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 fn skipped(reason: &str) -> ObjectScan {
@@ -164,10 +152,9 @@ pub fn process(
     abort: &AtomicBool,
 ) -> Result<ObjectScan, ScanError> {
     let root = canonical_root(src)?;
-    let path = match resolve(&root, key) {
-        Ok(p) => p,
-        Err(reason) => return Ok(skipped(reason)),
-    };
+    if !plain_key(key) {
+        return Ok(skipped("object key escapes the data source root"));
+    }
     if !src.hidden_files
         && Path::new(key)
             .components()
@@ -175,12 +162,10 @@ pub fn process(
     {
         return Ok(skipped("hidden file"));
     }
-    let file = match File::open(&path) {
+    let file = match beneath::open(&root, key) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(skipped("file vanished before it was scanned"));
-        }
-        Err(e) => return Err(ScanError::Retryable(format!("cannot open {key}: {e}"))),
+        Err(Ok(refused)) => return Ok(skipped(refused.reason())),
+        Err(Err(e)) => return Err(ScanError::Retryable(format!("cannot open {key}: {e}"))),
     };
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let max = max_bytes(src, limit_mb);
@@ -191,7 +176,7 @@ pub fn process(
         )));
     }
     check(abort)?;
-    extract::scan_file(file, key, object_id, classifiers, settings, abort)
+    extract::scan_file(file, key, object_id, max, classifiers, settings, abort)
 }
 
 #[cfg(test)]
@@ -202,10 +187,12 @@ mod tests {
     fn keys_that_climb_out_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
-        assert!(resolve(&root, "../etc/passwd").is_err());
-        assert!(resolve(&root, "/etc/passwd").is_err());
-        assert!(resolve(&root, "a/../../x").is_err());
-        assert!(resolve(&root, "").is_err());
+        assert!(root.is_dir());
+        assert!(!plain_key("../etc/passwd"));
+        assert!(!plain_key("/etc/passwd"));
+        assert!(!plain_key("a/../../x"));
+        assert!(!plain_key(""));
+        assert!(plain_key("a/b.txt"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! synchronous and runs on blocking threads; raw values never leave this module,
 //! only masked samples and counts.
 
+pub mod beneath;
 pub mod classify;
 pub mod extract;
 pub mod filesystem;

@@ -37,6 +37,7 @@ pub mod reasons {
     pub const ARCHIVE_UNSUPPORTED: &str = "unsupported archive";
     pub const LEGACY_WORD: &str = "unsupported format: legacy Word document";
     pub const EMBEDDED_IMAGES_NOT_OCRD: &str = "embedded images not OCR'd";
+    pub const GREW_PAST_LIMIT: &str = "file grew past the size limit while it was read";
 }
 
 /// What the job and site allow extractors to do.
@@ -107,12 +108,15 @@ fn io_err(key: &str, e: std::io::Error) -> ScanError {
     }
 }
 
-/// Extracts and classifies one opened file of `size` bytes. `key` only names the
-/// object in retryable errors (never a value from inside it).
+/// Extracts and classifies one opened file, reading at most `max_bytes` of it (a
+/// file that grew past the limit after its size was checked is read up to the limit
+/// and ends `PARTIAL`). `key` only names the object in retryable errors (never a
+/// value from inside it).
 pub fn scan_file(
     mut file: File,
     key: &str,
     object_id: i64,
+    max_bytes: u64,
     classifiers: &[ClassifierRef],
     settings: ExtractSettings,
     abort: &AtomicBool,
@@ -126,14 +130,23 @@ pub fn scan_file(
     let mut scanner = TextScanner::new(classifiers, object_id);
     let mut result = match sniff(&head) {
         Kind::Text => {
-            let mut reader = BufReader::with_capacity(64 * 1024, file);
+            let mut reader = BufReader::with_capacity(64 * 1024, (&file).take(max_bytes));
             stream::scan_reader(&mut reader, &mut scanner, stream::BLOCK_BYTES, abort)
                 .map_err(|e| io_err(key, e))?;
-            outcome(ObjectOutcome::Complete, None)
+            if grew_past(&mut file, max_bytes) {
+                outcome(ObjectOutcome::Partial, Some(reasons::GREW_PAST_LIMIT))
+            } else {
+                outcome(ObjectOutcome::Complete, None)
+            }
         }
         Kind::Binary => return Ok(outcome(ObjectOutcome::Skipped, Some(reasons::BINARY))),
         Kind::Pdf => {
-            let bytes = read_all(file, key)?;
+            let Some(bytes) = read_all(file, key, max_bytes)? else {
+                return Ok(outcome(
+                    ObjectOutcome::Skipped,
+                    Some(reasons::GREW_PAST_LIMIT),
+                ));
+            };
             match pdf::text(&bytes) {
                 Some(text) => {
                     stream::scan_text(&text, &mut scanner, abort)?;
@@ -143,14 +156,24 @@ pub fn scan_file(
             }
         }
         Kind::Zip | Kind::Ole2 => {
-            let bytes = read_all(file, key)?;
+            let Some(bytes) = read_all(file, key, max_bytes)? else {
+                return Ok(outcome(
+                    ObjectOutcome::Skipped,
+                    Some(reasons::GREW_PAST_LIMIT),
+                ));
+            };
             office::scan(&bytes, &mut scanner, settings, abort)?
         }
         Kind::Image => {
             if !settings.ocr {
                 return Ok(outcome(ObjectOutcome::Skipped, Some(reasons::OCR_DISABLED)));
             }
-            let bytes = read_all(file, key)?;
+            let Some(bytes) = read_all(file, key, max_bytes)? else {
+                return Ok(outcome(
+                    ObjectOutcome::Skipped,
+                    Some(reasons::GREW_PAST_LIMIT),
+                ));
+            };
             match ocr::image_text(&bytes) {
                 Ok(text) => {
                     stream::scan_text(&text, &mut scanner, abort)?;
@@ -169,12 +192,19 @@ pub fn scan_file(
     Ok(result)
 }
 
-/// Documents are parsed in memory; the caller has already refused files above the
-/// data source's size limit, which is the bound.
-fn read_all(mut file: File, key: &str) -> Result<Vec<u8>, ScanError> {
+/// Documents are parsed in memory, so they are read whole, up to the size limit;
+/// `None` when the file holds more (it grew after its size was checked).
+fn read_all(file: File, key: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, ScanError> {
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| io_err(key, e))?;
-    Ok(bytes)
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_err(key, e))?;
+    Ok((bytes.len() as u64 <= max_bytes).then_some(bytes))
+}
+
+/// Whether the file holds more than `max_bytes` (it grew while it was read).
+fn grew_past(file: &mut File, max_bytes: u64) -> bool {
+    file.seek(SeekFrom::Start(max_bytes)).is_ok() && file.read(&mut [0u8]).is_ok_and(|n| n > 0)
 }
 
 #[cfg(test)]
