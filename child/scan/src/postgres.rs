@@ -8,20 +8,27 @@
 //! sequential scan returns them (physical order: `synchronize_seqscans` is off for
 //! the session, so every scan starts at the first page and a retry reads the same
 //! rows). The connection URL is a secret: errors are redacted before they leave here.
+//!
+//! The client is tokio-postgres: `target` reads the URL (libpq's defaults and
+//! parameters), `tls` makes the TLS sessions its `sslmode` asks for.
 
 use std::collections::HashMap;
-use std::str::FromStr;
+use std::pin::pin;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use futures::TryStreamExt;
 use meridian_wire::states::ObjectOutcome;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{ConnectOptions, Connection, Row};
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 
 use super::classify::{ClassifierRef, TextScanner};
 use super::{BatchSink, ObjectScan, ScanError, check};
 use crate::settings::{PostgresSource, SecretString};
 use meridian_wire::task::{NewFinding, NewObject};
+
+mod target;
+mod tls;
 
 /// Row sampling for one task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +37,8 @@ pub struct Sampling {
     pub percent: u32,
 }
 
-const COLUMNS: &str = "SELECT c.table_schema, c.table_name, c.column_name \
+// The catalog's names are `sql_identifier`s; cast to text so they read as strings.
+const COLUMNS: &str = "SELECT c.table_schema::text, c.table_name::text, c.column_name::text \
      FROM information_schema.columns c JOIN information_schema.tables t \
        ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
      WHERE t.table_type = 'BASE TABLE' \
@@ -38,6 +46,12 @@ const COLUMNS: &str = "SELECT c.table_schema, c.table_name, c.column_name \
        AND c.table_schema NOT LIKE 'pg\\_toast%' AND c.table_schema NOT LIKE 'pg\\_temp%' \
        AND ($1::text IS NULL OR c.table_schema || '.' || c.table_name = $1) \
      ORDER BY c.table_schema, c.table_name, c.ordinal_position";
+
+/// The session settings the previous driver sent at start-up, so values cast to
+/// text read the same (times in UTC, ISO dates, floats to the last digit), and the
+/// sequential scans that make a sample repeatable.
+const SESSION: &str = "SET synchronize_seqscans = off; SET TimeZone = 'UTC'; \
+     SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 2";
 
 /// Removes the URL and its password from a database error, whatever the driver put
 /// in its message.
@@ -54,37 +68,101 @@ fn redact(message: String, url: &SecretString) -> String {
     m
 }
 
-async fn connect(src: &PostgresSource) -> Result<(PgConnection, SecretString), ScanError> {
+/// An error's message with its causes, which the client keeps apart (its own
+/// message alone says only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    let mut m = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        m.push_str(": ");
+        m.push_str(&c.to_string());
+        cause = c.source();
+    }
+    m
+}
+
+/// One open session with a data source, and what to cut from its errors.
+struct Conn {
+    client: Client,
+    /// Drives the socket; ends when `client` is dropped.
+    driver: tokio::task::JoinHandle<()>,
+    /// Why the socket closed, when it closed on an error.
+    closed: Arc<Mutex<Option<String>>>,
+    url: SecretString,
+    /// The password in every form it was given (escaped, decoded, `.pgpass`).
+    secrets: Vec<String>,
+}
+
+impl Conn {
+    fn scrub(&self, message: String) -> String {
+        scrub(message, &self.url, &self.secrets)
+    }
+
+    fn error(&self, src: &PostgresSource, e: &tokio_postgres::Error) -> ScanError {
+        let mut m = describe(e);
+        if e.is_closed()
+            && let Some(why) = self.closed.lock().ok().and_then(|c| c.clone())
+        {
+            m = format!("{m}: {why}");
+        }
+        ScanError::Retryable(format!("data source {}: {}", src.id, self.scrub(m)))
+    }
+
+    /// Ends the session politely: the driver sends the terminate message once the
+    /// client is gone.
+    async fn close(self) {
+        drop(self.client);
+        let _ = self.driver.await;
+    }
+}
+
+fn scrub(message: String, url: &SecretString, secrets: &[String]) -> String {
+    secrets.iter().fold(redact(message, url), |m, s| {
+        m.replace(s.as_str(), "[redacted]")
+    })
+}
+
+async fn connect(src: &PostgresSource) -> Result<Conn, ScanError> {
     let url = src.connection_url().map_err(ScanError::Permanent)?;
-    let opts = PgConnectOptions::from_str(url.expose())
-        .map_err(|_| {
-            ScanError::Permanent(format!(
-                "data source {}: the database URL is invalid",
-                src.id
-            ))
-        })?
-        .application_name("meridian-scan")
-        .log_statements(tracing::log::LevelFilter::Off);
-    let mut conn = opts.connect().await.map_err(|e| {
+    let target = target::parse(url.expose()).map_err(|()| {
+        ScanError::Permanent(format!(
+            "data source {}: the database URL is invalid",
+            src.id
+        ))
+    })?;
+    let cannot = |m: String| {
         ScanError::Retryable(format!(
             "data source {}: cannot connect: {}",
             src.id,
-            redact(e.to_string(), &url)
+            scrub(m, &url, &target.secrets)
         ))
-    })?;
-    sqlx::query("SET synchronize_seqscans = off")
-        .execute(&mut conn)
+    };
+    let tls = tls::connector(&target.tls).await.map_err(cannot)?;
+    let (client, connection) = target
+        .config
+        .connect(tls)
         .await
-        .map_err(|e| db_error(src, &url, e))?;
-    Ok((conn, url))
-}
-
-fn db_error(src: &PostgresSource, url: &SecretString, e: sqlx::Error) -> ScanError {
-    ScanError::Retryable(format!(
-        "data source {}: {}",
-        src.id,
-        redact(e.to_string(), url)
-    ))
+        .map_err(|e| cannot(describe(&e)))?;
+    let closed = Arc::new(Mutex::new(None));
+    let why = closed.clone();
+    let driver = tokio::spawn(async move {
+        if let Err(e) = connection.await
+            && let Ok(mut why) = why.lock()
+        {
+            *why = Some(describe(&e));
+        }
+    });
+    let conn = Conn {
+        client,
+        driver,
+        closed,
+        url,
+        secrets: target.secrets,
+    };
+    if let Err(e) = conn.client.batch_execute(SESSION).await {
+        return Err(conn.error(src, &e));
+    }
+    Ok(conn)
 }
 
 /// Whether `name` (e.g. `public.users`) is named by `list`, whose entries may also
@@ -103,22 +181,21 @@ fn table_wanted(src: &PostgresSource, schema: &str, table: &str) -> bool {
 
 /// (schema, table, columns) of the wanted tables, or of the one named `key`.
 async fn tables(
-    conn: &mut PgConnection,
+    conn: &Conn,
     src: &PostgresSource,
-    url: &SecretString,
     key: Option<&str>,
 ) -> Result<Vec<(String, String, Vec<String>)>, ScanError> {
-    let rows = sqlx::query(COLUMNS)
-        .bind(key)
-        .fetch_all(&mut *conn)
+    let rows = conn
+        .client
+        .query(COLUMNS, &[&key])
         .await
-        .map_err(|e| db_error(src, url, e))?;
+        .map_err(|e| conn.error(src, &e))?;
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
     for r in rows {
         let (Ok(schema), Ok(table), Ok(column)) = (
-            r.try_get::<String, _>(0),
-            r.try_get::<String, _>(1),
-            r.try_get::<String, _>(2),
+            r.try_get::<_, String>(0),
+            r.try_get::<_, String>(1),
+            r.try_get::<_, String>(2),
         ) else {
             continue;
         };
@@ -146,9 +223,9 @@ pub fn discover(
     abort: &AtomicBool,
 ) -> Result<(), ScanError> {
     let found = rt.block_on(async {
-        let (mut conn, url) = connect(src).await?;
-        let found = tables(&mut conn, src, &url, None).await;
-        let _ = conn.close().await;
+        let conn = connect(src).await?;
+        let found = tables(&conn, src, None).await;
+        conn.close().await;
         found
     })?;
     for chunk in found.chunks(batch_size.max(1)) {
@@ -182,8 +259,8 @@ pub async fn process(
     sampling: Sampling,
     abort: &AtomicBool,
 ) -> Result<ObjectScan, ScanError> {
-    let (mut conn, url) = connect(src).await?;
-    let mut found = tables(&mut conn, src, &url, Some(key)).await?;
+    let conn = connect(src).await?;
+    let mut found = tables(&conn, src, Some(key)).await?;
     let Some((schema, table, columns)) = found.pop() else {
         return Ok(ObjectScan {
             outcome: Some(ObjectOutcome::Skipped),
@@ -214,41 +291,40 @@ pub async fn process(
         .iter()
         .map(|_| TextScanner::new(classifiers, object_id))
         .collect();
-    let result = {
+    // Ok(true): stopped because the lease was lost or the job cancelled.
+    let result: Result<bool, tokio_postgres::Error> = async {
         // Safe: identifiers come from the catalog and are quoted, the rest are numbers.
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut conn);
+        let no_params: [&str; 0] = [];
+        let mut rows = pin!(conn.client.query_raw(sql.as_str(), no_params).await?);
         let mut n = 0u64;
-        loop {
-            match rows.try_next().await {
-                Ok(Some(row)) => {
-                    n += 1;
-                    for (i, scanner) in scanners.iter_mut().enumerate() {
-                        if let Ok(Some(v)) = row.try_get::<Option<String>, _>(i) {
-                            scanner.scan(&v, n);
-                        }
-                    }
-                    if n.is_multiple_of(256) {
-                        check(abort)?;
-                    }
+        while let Some(row) = rows.try_next().await? {
+            n += 1;
+            for (i, scanner) in scanners.iter_mut().enumerate() {
+                if let Ok(Some(v)) = row.try_get::<_, Option<&str>>(i) {
+                    scanner.scan(v, n);
                 }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e),
+            }
+            if n.is_multiple_of(256) && check(abort).is_err() {
+                return Ok(true);
             }
         }
-    };
+        Ok(false)
+    }
+    .await;
+    if let Ok(true) = result {
+        return Err(ScanError::Aborted);
+    }
     if let Err(e) = result {
-        if let sqlx::Error::Database(db) = &e
-            && db.code().as_deref() == Some("42501")
-        {
+        if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) {
             return Ok(ObjectScan {
                 outcome: Some(ObjectOutcome::Skipped),
                 reason: Some("permission denied".into()),
                 findings: Vec::new(),
             });
         }
-        return Err(db_error(src, &url, e));
+        return Err(conn.error(src, &e));
     }
-    let _ = conn.close().await;
+    conn.close().await;
     let mut findings = Vec::new();
     for (column, scanner) in columns.iter().zip(scanners) {
         findings.extend(per_column(
