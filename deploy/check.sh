@@ -46,7 +46,9 @@ HADOLINT="$VENV/bin/hadolint"
 CHECKOV="$VENV/bin/checkov"
 if ! command -v promtool >/dev/null; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+        || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+             apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; } \
       || need promtool "apt-get install prometheus failed"
   else
     need promtool "install Debian's prometheus package (apt-get install prometheus)"
