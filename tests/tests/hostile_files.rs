@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use meridian_scan::extract::{ExtractSettings, scan_file};
+use meridian_scan::extract::{ExtractSettings, ocr, scan_file};
 use meridian_scan::settings::FilesystemSource;
 use meridian_scan::{ObjectScan, classify, filesystem};
-use meridian_tests::documents::{ods_with_rows, xlsx_with_rows};
+use meridian_tests::documents::{docx_with_media, ods_with_rows, xlsx_with_rows};
 use meridian_wire::states::ObjectOutcome;
 
 fn scan_bytes(bytes: &[u8]) -> ObjectScan {
@@ -261,4 +261,63 @@ fn a_file_that_grew_past_the_limit_is_read_only_up_to_it() {
     assert_eq!(scan.outcome, Some(ObjectOutcome::Partial));
     let emails: i64 = scan.findings.iter().map(|f| f.count).sum();
     assert_eq!(emails, 10, "only the first 140 bytes were read");
+}
+
+/// A PNG header declaring `width` × `height` pixels, with a tiny image body.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = meridian_tests::bitmap::render_png(&["x".to_owned()]);
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    png
+}
+
+/// Regression: a small PNG declaring 32k × 32k pixels went to the OCR engine as is.
+#[test]
+fn an_image_declaring_a_billion_pixels_is_not_handed_to_ocr() {
+    let bomb = png_declaring(32_768, 32_768);
+    assert!(bomb.len() < 64 << 10);
+    let scan = within(20, move || scan_bytes(&bomb));
+    assert_eq!(scan.outcome, Some(ObjectOutcome::Skipped));
+    assert_eq!(
+        scan.reason.as_deref(),
+        Some(meridian_scan::extract::reasons::IMAGE_TOO_LARGE)
+    );
+}
+
+/// Regression: OCR ran without a time limit; an engine that hangs is killed.
+#[test]
+fn an_ocr_engine_that_hangs_is_killed_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("hanging-ocr");
+    std::fs::write(&engine, "#!/bin/sh\nexec sleep 600\n").unwrap();
+    std::fs::set_permissions(&engine, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let image = meridian_tests::bitmap::render_png(&["hello".to_owned()]);
+    let limits = ocr::Limits {
+        timeout: Duration::from_secs(1),
+        ..ocr::Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let program = engine.to_str().unwrap().to_owned();
+    let result = within(20, move || ocr::run(&program, &image, limits));
+    assert_eq!(result, Err(ocr::OcrError::Failed));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Regression: every image embedded in a document was inflated and OCR'd, however
+/// many there were; past the cap the document ends `PARTIAL`.
+#[test]
+fn a_document_with_hundreds_of_embedded_images_ocrs_only_some() {
+    let image = png_declaring(1, 1);
+    let images = vec![image; 400];
+    let docx = docx_with_media(&["nothing here".to_owned()], &images);
+    let scan = within(120, move || scan_bytes(&docx));
+    assert_eq!(scan.outcome, Some(ObjectOutcome::Partial));
+    assert_eq!(
+        scan.reason.as_deref(),
+        Some(meridian_scan::extract::reasons::EMBEDDED_IMAGES_NOT_OCRD)
+    );
 }

@@ -6,7 +6,6 @@
 //! Only regular files are read, never past the size limit. What a file holds is
 //! decided by its content (`extract`), not its name.
 
-use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::UNIX_EPOCH;

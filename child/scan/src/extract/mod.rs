@@ -29,6 +29,7 @@ pub mod reasons {
     pub const OCR_DISABLED: &str = "image: OCR disabled";
     pub const OCR_MISSING: &str = "image: OCR engine (tesseract) not installed";
     pub const OCR_FAILED: &str = "image: OCR failed";
+    pub const IMAGE_TOO_LARGE: &str = "image: more pixels than the site OCRs";
     pub const PDF_UNREADABLE: &str = "unreadable PDF";
     pub const DOCUMENT_UNREADABLE: &str = "unreadable office document";
     pub const SHEET_UNREADABLE: &str = "unreadable spreadsheet";
@@ -184,6 +185,9 @@ pub fn scan_file(
                 }
                 Err(ocr::OcrError::Failed) => {
                     outcome(ObjectOutcome::Skipped, Some(reasons::OCR_FAILED))
+                }
+                Err(ocr::OcrError::TooLarge) => {
+                    outcome(ObjectOutcome::Skipped, Some(reasons::IMAGE_TOO_LARGE))
                 }
             }
         }

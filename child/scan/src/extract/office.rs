@@ -16,6 +16,10 @@ use crate::{ObjectScan, ScanError};
 /// Bytes of XML or media read from one archive member at most: a zip bomb stops here.
 const MEMBER_LIMIT: u64 = 256 << 20;
 
+/// Embedded images OCR'd per document at most; a document carrying thousands ends
+/// `PARTIAL` instead of holding a worker for hours.
+pub const MAX_IMAGES_PER_DOCUMENT: usize = 32;
+
 /// What a zip archive holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {
@@ -126,8 +130,8 @@ fn embedded_images(
             Some(reasons::EMBEDDED_IMAGES_NOT_OCRD),
         ));
     }
-    let mut missed = false;
-    for name in images {
+    let mut missed = images.len() > MAX_IMAGES_PER_DOCUMENT;
+    for name in images.into_iter().take(MAX_IMAGES_PER_DOCUMENT) {
         crate::check(abort)?;
         let mut data = Vec::new();
         let read = match archive.by_name(&name) {
