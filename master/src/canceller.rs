@@ -2,26 +2,45 @@
 //! with backoff until each site acknowledges. A site that was down when the cancel
 //! was asked gets it when it is back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use meridian_service::backoff::Backoff;
-use tokio_util::sync::CancellationToken;
+use meridian_service::supervisor::{BackgroundLoop, Tick};
+use tokio::sync::Notify;
 
 use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::{SiteJobRow, StoreError};
 use meridian_wire::time::now_ms;
 
-pub async fn run(m: SharedMaster, stop: CancellationToken) {
-    loop {
-        let result = round(&m).await;
-        crate::supervise::report(&m, component::CANCELLER, result);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = m.work.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
+/// Fallback when idle: a cancel wakes the canceller at once through its `Notify`.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// The canceller loop: one tick sends every cancel that is due.
+pub struct Canceller {
+    pub m: SharedMaster,
+}
+
+#[async_trait]
+impl BackgroundLoop for Canceller {
+    fn name(&self) -> &'static str {
+        component::CANCELLER
+    }
+
+    fn interval(&self) -> Duration {
+        IDLE_POLL
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.m.wake_canceller.clone())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        round(&self.m).await?;
+        Ok(Tick::Idle)
     }
 }
 

@@ -2,30 +2,54 @@
 //! `master.catalog_refresh_seconds`. A site that cannot be read keeps its last
 //! catalog, so a short outage does not make its data sources unknown.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_wire::DataSourceInfo;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::StoreError;
 use meridian_wire::time::now_ms;
 
-pub async fn run(m: SharedMaster, stop: CancellationToken) {
-    let every = Duration::from_secs_f64(m.cfg.master.catalog_refresh_seconds);
-    loop {
-        let complete = refresh(&m).await;
-        crate::supervise::report(&m, component::CATALOG, complete.as_ref().map(|_| ()));
-        // Retry soon while some site has never been read.
-        let wait = match complete {
-            Ok(true) => every,
-            _ => every.min(m.poll_interval()),
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+/// The catalog loop: one tick reads every site's catalog.
+pub struct Catalog {
+    pub m: SharedMaster,
+    /// Whether the last read reached every site; until then it is retried every
+    /// poll interval instead of every refresh interval.
+    complete: AtomicBool,
+}
+
+impl Catalog {
+    pub fn new(m: SharedMaster) -> Catalog {
+        Catalog {
+            m,
+            complete: AtomicBool::new(false),
         }
+    }
+}
+
+#[async_trait]
+impl BackgroundLoop for Catalog {
+    fn name(&self) -> &'static str {
+        component::CATALOG
+    }
+
+    fn interval(&self) -> Duration {
+        let every = Duration::from_secs_f64(self.m.cfg.master.catalog_refresh_seconds);
+        if self.complete.load(Ordering::Acquire) {
+            every
+        } else {
+            every.min(self.m.poll_interval())
+        }
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        let complete = refresh(&self.m).await?;
+        self.complete.store(complete, Ordering::Release);
+        Ok(Tick::Idle)
     }
 }
 

@@ -177,7 +177,7 @@ impl MasterConfig {
         fig = fig.merge(
             Env::prefixed("MERIDIAN_MASTER_")
                 .split("__")
-                .ignore(&["config"]),
+                .ignore(&["config", "failpoints"]),
         );
         for (key, value) in overrides {
             fig = fig.merge(Serialized::default(key, value));

@@ -3,27 +3,46 @@
 //! so an attempt whose answer was lost is simply made again and finds the job; the
 //! poller also confirms a dispatch when the job shows up in the site's statuses.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use futures::StreamExt;
 use meridian_service::backoff::Backoff;
+use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_wire::{JobStatus, StartJobRequest};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
 
 use crate::app::{SharedMaster, component};
 use crate::remote::{self, Remote};
 use crate::store::{DispatchState, SiteJobRow, StoreError};
 use meridian_wire::time::now_ms;
 
-pub async fn run(m: SharedMaster, stop: CancellationToken) {
-    loop {
-        let result = round(&m).await;
-        crate::supervise::report(&m, component::DISPATCHER, result);
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = m.work.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
+/// Fallback when idle: a create wakes the dispatcher at once through its `Notify`.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// The dispatcher loop: one tick sends every dispatch that is due.
+pub struct Dispatcher {
+    pub m: SharedMaster,
+}
+
+#[async_trait]
+impl BackgroundLoop for Dispatcher {
+    fn name(&self) -> &'static str {
+        component::DISPATCHER
+    }
+
+    fn interval(&self) -> Duration {
+        IDLE_POLL
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.m.wake_dispatcher.clone())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        round(&self.m).await?;
+        Ok(Tick::Idle)
     }
 }
 

@@ -16,7 +16,6 @@ pub mod poller;
 pub mod remote;
 pub mod server;
 pub mod store;
-pub mod supervise;
 pub mod view;
 
 pub use config::MasterConfig;

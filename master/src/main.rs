@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use meridian_master::app::FAILPOINTS_ENV;
 use meridian_master::auth::{Role, mint};
 use meridian_master::{MasterConfig, MasterServer, certs};
 use meridian_service::config::ConfigError;
+use meridian_service::failpoints::Failpoints;
 
 /// The Meridian master: splits jobs by site, dispatches them to each site over
 /// mutual TLS, polls their status and serves one unified view under /api/v1.
@@ -98,9 +100,16 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
         } => {
             let cfg = config(path.as_deref(), listen)?;
             meridian_service::telemetry::init(cfg.log.format, &cfg.log.level);
+            let failpoints = match std::env::var(FAILPOINTS_ENV) {
+                Ok(spec) => Failpoints::parse(&spec).map_err(|e| {
+                    eprintln!("meridian-master: {FAILPOINTS_ENV}: {e}");
+                    ExitCode::from(2)
+                })?,
+                Err(_) => Failpoints::default(),
+            };
             let rt = runtime()?;
             rt.block_on(async {
-                let server = MasterServer::build(cfg).await?;
+                let server = MasterServer::build_with(cfg, failpoints).await?;
                 server.run(meridian_service::shutdown::on_signal()).await
             })
             .map_err(|e| {

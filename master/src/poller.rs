@@ -5,10 +5,12 @@
 //! `UNREACHABLE`; its last known statuses stay, with their age. When it answers
 //! again the cursor picks up where it was: nothing is dispatched twice.
 
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_wire::StatusDelta;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::{SharedMaster, component};
 use crate::clients::SiteClient;
@@ -22,18 +24,42 @@ const PAGE: i64 = 500;
 /// Pages per site per round at most, so one busy site cannot hold a round up.
 const MAX_PAGES: usize = 20;
 
-pub async fn run(m: SharedMaster, stop: CancellationToken) {
-    loop {
+/// The poller loop: one tick is one round; rounds start every
+/// `master.poll_interval_seconds`, however long the last one took.
+pub struct Poller {
+    pub m: SharedMaster,
+    /// When the last round started, so the wait after it is the rest of the interval.
+    last_start: Mutex<Instant>,
+}
+
+impl Poller {
+    pub fn new(m: SharedMaster) -> Poller {
+        Poller {
+            m,
+            last_start: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundLoop for Poller {
+    fn name(&self) -> &'static str {
+        component::POLLER
+    }
+
+    fn interval(&self) -> Duration {
+        let started = *self.last_start.lock().unwrap_or_else(|e| e.into_inner());
+        self.m.poll_interval().saturating_sub(started.elapsed())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
         let started = Instant::now();
-        let result = round(&m).await;
+        *self.last_start.lock().unwrap_or_else(|e| e.into_inner()) = started;
+        let result = round(&self.m).await;
         metrics::histogram!("meridian_master_poll_round_seconds")
             .record(started.elapsed().as_secs_f64());
-        crate::supervise::report(&m, component::POLLER, result);
-        let rest = m.poll_interval().saturating_sub(started.elapsed());
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(rest) => {}
-        }
+        result?;
+        Ok(Tick::Idle)
     }
 }
 

@@ -2,26 +2,33 @@
 //!
 //! Build: configuration (already valid) → database and migrations → sites synced
 //! from the configuration → site clients (TLS files loaded) → JWT verifier → bind.
-//! Run: catalog, dispatcher, poller and canceller loops, then the API. Everything
-//! the loops act on is in the database, so a restart resumes where the last run
-//! stopped.
+//! Run: catalog, dispatcher, poller, canceller and database-probe loops, each
+//! supervised (restarted with backoff after an error or a panic, shown in `/health`),
+//! then the API. Everything the loops act on is in the database, so a restart
+//! resumes where the last run stopped.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_trait::async_trait;
+use meridian_service::failpoints::Failpoints;
 use meridian_service::health::Health;
-use meridian_wire::ComponentState;
+use meridian_service::supervisor::{BackgroundLoop, Tick, supervise};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api;
 use crate::app::{Master, component};
 use crate::auth::Verifier;
+use crate::canceller::Canceller;
+use crate::catalog::Catalog;
 use crate::clients::SiteClients;
 use crate::config::MasterConfig;
+use crate::dispatch::Dispatcher;
+use crate::poller::Poller;
 use crate::store::Store;
-use crate::{api, canceller, catalog, dispatch, poller, supervise};
 
 pub struct MasterServer {
     master: Arc<Master>,
@@ -30,6 +37,14 @@ pub struct MasterServer {
 
 impl MasterServer {
     pub async fn build(cfg: MasterConfig) -> anyhow::Result<MasterServer> {
+        MasterServer::build_with(cfg, Failpoints::default()).await
+    }
+
+    /// [`MasterServer::build`] with test failpoints armed.
+    pub async fn build_with(
+        cfg: MasterConfig,
+        failpoints: Failpoints,
+    ) -> anyhow::Result<MasterServer> {
         let started = Instant::now();
         if cfg.database.url.is_empty() {
             std::fs::create_dir_all(&cfg.master.data_dir).with_context(|| {
@@ -59,7 +74,9 @@ impl MasterServer {
             verifier,
             health: Health::default(),
             metrics: meridian_service::metrics::handle(),
-            work: Default::default(),
+            wake_dispatcher: Default::default(),
+            wake_canceller: Default::default(),
+            failpoints,
             started,
         });
         master.health.healthy(component::DATABASE);
@@ -84,23 +101,39 @@ impl MasterServer {
         } = self;
         let addr = listener.local_addr()?;
         let loops = CancellationToken::new();
-        let mut tasks = vec![
-            supervise::spawn(m.clone(), component::CATALOG, loops.clone(), catalog::run),
-            supervise::spawn(
+        let mut tasks = Vec::new();
+        {
+            let a = m.clone();
+            tasks.push(tokio::spawn(supervise(
                 m.clone(),
-                component::DISPATCHER,
                 loops.clone(),
-                dispatch::run,
-            ),
-            supervise::spawn(m.clone(), component::POLLER, loops.clone(), poller::run),
-            supervise::spawn(
+                move || Catalog::new(a.clone()),
+            )));
+            let a = m.clone();
+            tasks.push(tokio::spawn(supervise(
                 m.clone(),
-                component::CANCELLER,
                 loops.clone(),
-                canceller::run,
-            ),
-            tokio::spawn(probe_database(m.clone(), loops.clone())),
-        ];
+                move || Dispatcher { m: a.clone() },
+            )));
+            let a = m.clone();
+            tasks.push(tokio::spawn(supervise(
+                m.clone(),
+                loops.clone(),
+                move || Poller::new(a.clone()),
+            )));
+            let a = m.clone();
+            tasks.push(tokio::spawn(supervise(
+                m.clone(),
+                loops.clone(),
+                move || Canceller { m: a.clone() },
+            )));
+            let a = m.clone();
+            tasks.push(tokio::spawn(supervise(
+                m.clone(),
+                loops.clone(),
+                move || Probe { m: a.clone() },
+            )));
+        }
         tasks.push(tokio::spawn(watch_tls(m.clone(), loops.clone())));
         let api_stop = CancellationToken::new();
         let server = {
@@ -137,24 +170,28 @@ async fn watch_tls(m: Arc<Master>, stop: CancellationToken) {
     m.clients.watch(stop).await;
 }
 
-async fn probe_database(m: Arc<Master>, stop: CancellationToken) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(3), m.store.ping()).await {
-            Ok(Ok(())) => m.health.healthy(component::DATABASE),
-            Ok(Err(e)) => m.health.set(
-                component::DATABASE,
-                ComponentState::Degraded,
-                Some(e.to_string()),
-            ),
-            Err(_) => m.health.set(
-                component::DATABASE,
-                ComponentState::Degraded,
-                Some("ping timed out".into()),
-            ),
+/// Pings the database every few seconds so `/health` shows an outage promptly: a
+/// failed ping is the loop's error, so the supervisor shows `database` degraded with
+/// the reason and pings again after its backoff.
+struct Probe {
+    m: Arc<Master>,
+}
+
+#[async_trait]
+impl BackgroundLoop for Probe {
+    fn name(&self) -> &'static str {
+        component::DATABASE
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        match tokio::time::timeout(Duration::from_secs(3), self.m.store.ping()).await {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("ping timed out"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-        }
+        Ok(Tick::Idle)
     }
 }

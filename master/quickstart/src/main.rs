@@ -41,11 +41,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(federation::run(
-        &cli.dir,
-        &cli.listen,
-        meridian_service::shutdown::on_signal(),
-    ));
+    // The signal handler is spawned, so it is set up inside the runtime.
+    let result = rt.block_on(async {
+        federation::run(
+            &cli.dir,
+            &cli.listen,
+            meridian_service::shutdown::on_signal(),
+        )
+        .await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

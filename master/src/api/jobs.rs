@@ -161,7 +161,7 @@ async fn create(
         CreateOutcome::Created(id) => {
             tracing::info!(job_id = %id, sites = job.sites.len(), by = %caller.claims.sub, "job created");
             metrics::counter!("meridian_master_jobs_created_total").increment(1);
-            m.work.notify_waiters();
+            m.work_arrived();
             (id, StatusCode::CREATED)
         }
         CreateOutcome::Existing(id) => (id, StatusCode::OK),
@@ -213,7 +213,7 @@ async fn cancel(
         return Err(ApiError::NotFound(format!("job {id} does not exist")));
     }
     tracing::info!(job_id = %id, by = %caller.claims.sub, "cancel requested");
-    m.work.notify_waiters();
+    m.work_arrived();
     crate::poller::refresh_state(&m.0, &id)
         .await
         .map_err(store_error)?;
