@@ -22,16 +22,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use meridian_wire::JobOptions;
-use meridian_wire::time::rfc3339_from_millis;
+use meridian_wire::time::{now_ms, rfc3339_from_millis};
 use meridian_wire::{WorkPacket, WorkerInfo};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::assigner::{Assigner, work_packet};
 use crate::reports;
+use meridian_service::health::component;
+use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_service::worker_token::Verifier;
 use meridian_store::{
     ClaimedTask, CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult,
@@ -88,13 +90,6 @@ pub struct RemoteWorkers {
     /// Long-polls waiting right now, longest-waiting first.
     waiting: Mutex<VecDeque<Waiter>>,
     next_key: AtomicU64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl RemoteWorkers {
@@ -388,12 +383,31 @@ fn hand_offs(waiters: &[Waiter]) -> Vec<HandOff> {
 }
 
 /// Relays the assigner's wake-ups (new tasks created on this replica) to waiting
-/// long-polls.
-pub async fn relay(app: Arc<App>, remote: Arc<RemoteWorkers>, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = app.wake.assigner.notified() => remote.bell.notify_waiters(),
-        }
+/// long-polls: each tick rings the bell. The wake-up is registered before the tick,
+/// so one that arrives while the bell rings is not lost.
+pub struct Relay {
+    pub app: Arc<App>,
+    pub remote: Arc<RemoteWorkers>,
+}
+
+#[async_trait]
+impl BackgroundLoop for Relay {
+    fn name(&self) -> &'static str {
+        component::RELAY
+    }
+
+    /// A tick after this long without a wake-up rings the bell needlessly: each
+    /// waiting long-poll asks once more, which its own fallback does far more often.
+    fn interval(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+
+    fn wake(&self) -> Option<Arc<Notify>> {
+        Some(self.app.wake.assigner.clone())
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        self.remote.bell.notify_waiters();
+        Ok(Tick::Idle)
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
-use meridian_wire::ComponentState;
+use async_trait::async_trait;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,17 +25,17 @@ use meridian_config::{ConfigLayers, distributed, finalize};
 use meridian_engine::app::{App, Wakeups};
 use meridian_engine::assigner::Assigner;
 use meridian_engine::backpressure::{BackPressure, ResourceMonitor};
-use meridian_engine::completer::{self, CompleterHandle};
+use meridian_engine::completer::{self, Completer, CompleterHandle, Inbox};
 use meridian_engine::config_reload::ConfigReloader;
 use meridian_engine::finisher::Finisher;
-use meridian_engine::listen;
-use meridian_engine::long_poll::{self, RemoteWorkers};
+use meridian_engine::listen::Listener;
+use meridian_engine::long_poll::{Relay, RemoteWorkers};
 use meridian_engine::pipeliner::Pipeliner;
 use meridian_engine::reaper::Reaper;
 use meridian_engine::registry::WorkerRegistry;
 use meridian_service::failpoints::Failpoints;
 use meridian_service::health::{Health, component};
-use meridian_service::supervisor::supervise;
+use meridian_service::supervisor::{BackgroundLoop, Tick, supervise};
 use meridian_service::worker_token::Verifier;
 use meridian_store as store;
 
@@ -61,7 +61,7 @@ impl SiteOptions {
 pub struct Site {
     app: Arc<App>,
     listener: TcpListener,
-    completions: tokio::sync::mpsc::UnboundedReceiver<store::Completion>,
+    completions: Arc<Inbox>,
 }
 
 impl Site {
@@ -152,11 +152,16 @@ impl Site {
 
         // Engine loops first: they need only the database.
         let completer_stop = CancellationToken::new();
-        let completer_task = tokio::spawn(completer::run(
-            app.clone(),
-            completions,
-            completer_stop.clone(),
-        ));
+        let completer_task = {
+            let a = app.clone();
+            let inbox = completions.clone();
+            tokio::spawn(supervise(app.clone(), completer_stop.clone(), move || {
+                Completer {
+                    app: a.clone(),
+                    inbox: inbox.clone(),
+                }
+            }))
+        };
         let threads = cfg.worker.in_process_thread_count;
         let (queue_tx, queue_rx) = async_channel::unbounded();
         {
@@ -186,8 +191,18 @@ impl Site {
             match app.remote.get() {
                 // Distributed: leases go to remote workers through get_task.
                 Some(r) => {
-                    tracker.spawn(long_poll::relay(app.clone(), r.clone(), loops.clone()));
-                    tracker.spawn(listen::run(app.clone(), cfg.database_url(), loops.clone()));
+                    let a = app.clone();
+                    let r = r.clone();
+                    tracker.spawn(supervise(a.clone(), loops.clone(), move || Relay {
+                        app: a.clone(),
+                        remote: r.clone(),
+                    }));
+                    let a = app.clone();
+                    let url = cfg.database_url();
+                    let stop = loops.clone();
+                    tracker.spawn(supervise(a.clone(), loops.clone(), move || {
+                        Listener::new(a.clone(), url.clone(), stop.clone())
+                    }));
                 }
                 None => {
                     let a = app.clone();
@@ -197,7 +212,10 @@ impl Site {
                     }));
                 }
             }
-            tracker.spawn(probe_database(app.clone(), loops.clone()));
+            let a = app.clone();
+            tracker.spawn(supervise(a.clone(), loops.clone(), move || Probe {
+                app: a.clone(),
+            }));
         }
 
         // Then the API.
@@ -270,6 +288,7 @@ impl Site {
         queue_tx.close();
         completer_stop.cancel();
         let _ = completer_task.await;
+        completer::flush(&app, &completions).await;
         loops.cancel();
         tracker.close();
         tracker.wait().await;
@@ -294,25 +313,28 @@ impl Site {
     }
 }
 
-/// Pings the database every few seconds so `/health` shows an outage promptly.
-async fn probe_database(app: Arc<App>, stop: CancellationToken) {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(3), app.store.ping()).await {
-            Ok(Ok(())) => app.health.healthy(component::DATABASE),
-            Ok(Err(e)) => app.health.set(
-                component::DATABASE,
-                ComponentState::Degraded,
-                Some(e.to_string()),
-            ),
-            Err(_) => app.health.set(
-                component::DATABASE,
-                ComponentState::Degraded,
-                Some("no answer within 3 s".into()),
-            ),
+/// Pings the database every few seconds so `/health` shows an outage promptly: a
+/// failed ping is the loop's error, so the supervisor shows `database` degraded with
+/// the reason and pings again after its backoff.
+struct Probe {
+    app: Arc<App>,
+}
+
+#[async_trait]
+impl BackgroundLoop for Probe {
+    fn name(&self) -> &'static str {
+        component::DATABASE
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(2)
+    }
+
+    async fn tick(&self) -> anyhow::Result<Tick> {
+        match tokio::time::timeout(Duration::from_secs(3), self.app.store.ping()).await {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("no answer within 3 s"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
+        Ok(Tick::Idle)
     }
 }

@@ -15,6 +15,10 @@ pub mod component {
     pub const PIPELINER: &str = "pipeliner";
     pub const FINISHER: &str = "finisher";
     pub const COMPLETER: &str = "completer";
+    /// PostgreSQL `LISTEN` for tasks other replicas created (`--mode orchestrator`).
+    pub const LISTENER: &str = "listener";
+    /// Wake-ups of waiting long-polls (`--mode orchestrator`).
+    pub const RELAY: &str = "long_poll_relay";
     pub const CONFIG: &str = "config_reloader";
     pub const RESOURCES: &str = "resource_monitor";
     pub const WORKER_POOL: &str = "worker_pool";
