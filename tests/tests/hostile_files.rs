@@ -321,3 +321,36 @@ fn a_document_with_hundreds_of_embedded_images_ocrs_only_some() {
         Some(meridian_scan::extract::reasons::EMBEDDED_IMAGES_NOT_OCRD)
     );
 }
+
+/// Regression: a PDF whose one Flate stream of about a megabyte inflates to
+/// 300 MB was inflated whole, in memory, by the PDF reader.
+#[test]
+fn a_pdf_decompression_bomb_is_skipped_before_it_is_inflated() {
+    use std::io::Write as _;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..300 {
+        z.write_all(&zeros).unwrap();
+    }
+    let stream = z.finish().unwrap();
+    let mut pdf = format!(
+        "%PDF-1.4\n1 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+        stream.len()
+    )
+    .into_bytes();
+    pdf.extend_from_slice(&stream);
+    pdf.extend_from_slice(b"\nendstream\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n");
+    assert!(pdf.len() < 2 << 20, "{} bytes", pdf.len());
+    let before = resident_bytes();
+    let scan = within(60, move || scan_bytes(&pdf));
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 128 << 20,
+        "scanning grew resident memory by {grown} bytes"
+    );
+    assert_eq!(scan.outcome, Some(ObjectOutcome::Skipped));
+    assert_eq!(
+        scan.reason.as_deref(),
+        Some(meridian_scan::extract::reasons::PDF_TOO_LARGE)
+    );
+}

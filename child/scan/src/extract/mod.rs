@@ -6,7 +6,7 @@
 
 pub mod ocr;
 mod office;
-mod pdf;
+pub mod pdf;
 mod sheet;
 pub mod stream;
 
@@ -31,6 +31,7 @@ pub mod reasons {
     pub const OCR_FAILED: &str = "image: OCR failed";
     pub const IMAGE_TOO_LARGE: &str = "image: more pixels than the site OCRs";
     pub const PDF_UNREADABLE: &str = "unreadable PDF";
+    pub const PDF_TOO_LARGE: &str = "PDF streams inflate past the site's limit";
     pub const DOCUMENT_UNREADABLE: &str = "unreadable office document";
     pub const SHEET_UNREADABLE: &str = "unreadable spreadsheet";
     pub const SHEET_TOO_LARGE: &str = "spreadsheet too large: more cells than the site reads";
@@ -149,11 +150,16 @@ pub fn scan_file(
                 ));
             };
             match pdf::text(&bytes) {
-                Some(text) => {
+                Ok(text) => {
                     stream::scan_text(&text, &mut scanner, abort)?;
                     outcome(ObjectOutcome::Complete, None)
                 }
-                None => outcome(ObjectOutcome::Skipped, Some(reasons::PDF_UNREADABLE)),
+                Err(pdf::PdfError::Unreadable) => {
+                    outcome(ObjectOutcome::Skipped, Some(reasons::PDF_UNREADABLE))
+                }
+                Err(pdf::PdfError::TooLarge) => {
+                    outcome(ObjectOutcome::Skipped, Some(reasons::PDF_TOO_LARGE))
+                }
             }
         }
         Kind::Zip | Kind::Ole2 => {
