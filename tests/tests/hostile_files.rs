@@ -354,3 +354,53 @@ fn a_pdf_decompression_bomb_is_skipped_before_it_is_inflated() {
         Some(meridian_scan::extract::reasons::PDF_TOO_LARGE)
     );
 }
+
+/// Regression: a sample query of a customer database waited without limit on a
+/// lock (no `statement_timeout`/`lock_timeout`), holding the task's lease for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_query_blocked_on_a_lock_ends_with_a_retryable_error() {
+    use sqlx::Connection as _;
+    let url = meridian_tests::pg::fresh_database().await;
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TABLE people (email text)")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO people VALUES ('grace@example.com')")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE people IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let src: meridian_scan::settings::PostgresSource = serde_json::from_value(serde_json::json!({
+        "id": "ds_locked",
+        "url": url,
+    }))
+    .unwrap();
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        meridian_scan::postgres::process(
+            &src,
+            "public.people",
+            1,
+            &classify::built_in(),
+            meridian_scan::postgres::Sampling {
+                rows: 100,
+                percent: 100,
+            },
+            &AtomicBool::new(false),
+        ),
+    )
+    .await
+    .expect("the scan waited on the lock for a minute");
+    assert!(
+        matches!(result, Err(meridian_scan::ScanError::Retryable(_))),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}

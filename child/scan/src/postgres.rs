@@ -47,11 +47,15 @@ const COLUMNS: &str = "SELECT c.table_schema::text, c.table_name::text, c.column
        AND ($1::text IS NULL OR c.table_schema || '.' || c.table_name = $1) \
      ORDER BY c.table_schema, c.table_name, c.ordinal_position";
 
-/// The session settings the previous driver sent at start-up, so values cast to
-/// text read the same (times in UTC, ISO dates, floats to the last digit), and the
-/// sequential scans that make a sample repeatable.
+/// The session: values cast to text read the same everywhere (times in UTC, ISO
+/// dates, floats to the last digit), sequential scans make a sample repeatable, and
+/// a customer database is never written and never waited on for long: a sample
+/// query blocked on a lock or running away ends with an error (retryable) instead of
+/// holding the task's lease for ever.
 const SESSION: &str = "SET synchronize_seqscans = off; SET TimeZone = 'UTC'; \
-     SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 2";
+     SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 2; \
+     SET default_transaction_read_only = on; SET statement_timeout = '120s'; \
+     SET lock_timeout = '10s'; SET idle_in_transaction_session_timeout = '300s'";
 
 /// Removes the URL and its password from a database error, whatever the driver put
 /// in its message.

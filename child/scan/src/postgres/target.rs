@@ -295,6 +295,10 @@ pub(super) fn parse(url: &str) -> Result<Target, ()> {
         config.options(opts);
     }
     config.application_name("meridian-scan");
+    // A server that accepts the connection and then says nothing must not hold a
+    // worker: the connection attempt and idle sockets are bounded in time.
+    config.connect_timeout(std::time::Duration::from_secs(15));
+    config.tcp_user_timeout(std::time::Duration::from_secs(60));
     config.ssl_mode(match o.tls.mode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
