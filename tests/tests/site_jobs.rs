@@ -27,6 +27,8 @@ meridian_tests::on_both!(
     a_failing_loop_is_restarted_and_the_job_completes,
     a_panicking_scan_fails_its_task_and_the_worker_goes_on,
     heartbeats_keep_a_task_longer_than_its_lease,
+    a_stalled_scan_is_given_up_and_another_worker_takes_its_slot,
+    shutdown_does_not_wait_for_a_scan_blocked_where_it_cannot_be_aborted,
 );
 
 fn tasks_in(status: &Value, phase: &str, state: &str) -> i64 {
@@ -400,4 +402,52 @@ async fn heartbeats_keep_a_task_longer_than_its_lease(backend: Backend) {
         assert_eq!(leases.len(), 1, "task {task}: {leases:?}");
     }
     site.stop().await.unwrap();
+}
+
+/// Regression: a scan blocked where it never looks at its abort flag (a read hung in
+/// a network file system; here a failpoint) kept its lease for ever through
+/// heartbeats, and its worker was lost. Past `stalled_task_seconds` × 2 without
+/// progress the task is failed as retryable, another worker takes the slot, and the
+/// retried task completes. One worker only: the job can only finish in a new one.
+async fn a_stalled_scan_is_given_up_and_another_worker_takes_its_slot(backend: Backend) {
+    let yaml = "orchestrator:\n  stalled_task_seconds: 1\nworker:\n  in_process_thread_count: 1\n  heartbeat_interval_seconds: 1\ndata_sources:\n  - id: s\n    kind: synthetic\n    objects: 3\n";
+    let failpoints = Failpoints::parse("scan_hang=panic*1").unwrap();
+    let site = TestSite::start_with(backend, yaml, failpoints).await;
+    let job = site
+        .start_job(json!({ "name": "stalls", "data_sources": ["s"] }))
+        .await;
+    let status = site.wait_terminal(&job, LONG).await;
+    assert_eq!(status["state"], "COMPLETED", "{status}");
+    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 3, "{status}");
+    let (_, workers) = site.get("/workers").await;
+    let workers = workers.as_array().unwrap();
+    assert_eq!(
+        workers.len(),
+        1,
+        "one worker counts, the stuck one no longer: {workers:?}"
+    );
+    site.stop().await.unwrap();
+}
+
+/// Regression: SIGTERM waited for ever on a worker blocked where it cannot see the
+/// abort. Shutdown is bounded: the grace period, then a short wait for hand-backs.
+async fn shutdown_does_not_wait_for_a_scan_blocked_where_it_cannot_be_aborted(backend: Backend) {
+    let yaml = "orchestrator:\n  shutdown_grace_seconds: 1\nworker:\n  in_process_thread_count: 1\ndata_sources:\n  - id: s\n    kind: synthetic\n    objects: 2\n";
+    let failpoints = Failpoints::parse("scan_hang=panic").unwrap();
+    let site = TestSite::start_with(backend, yaml, failpoints).await;
+    let job = site
+        .start_job(json!({ "name": "hangs", "data_sources": ["s"] }))
+        .await;
+    site.wait_status(&job, LONG, |s| tasks_in(s, "PROCESS", "RUNNING") >= 1)
+        .await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), site.stop())
+        .await
+        .expect("shutdown waited on the blocked scan")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }

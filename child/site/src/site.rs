@@ -279,9 +279,21 @@ impl Site {
         loop {
             tokio::select! {
                 joined = workers.join_next() => if joined.is_none() { break },
-                _ = &mut deadline, if !worker_abort.is_cancelled() => {
+                _ = &mut deadline => {
+                    if worker_abort.is_cancelled() {
+                        // A worker blocked where it cannot see the abort (a hung
+                        // read) does not hold the shutdown: its lease is handed back
+                        // below with the others.
+                        tracing::warn!(
+                            stuck = workers.len(),
+                            "{} workers did not stop; shutting down without them",
+                            workers.len()
+                        );
+                        break;
+                    }
                     tracing::warn!("grace period over; interrupting running tasks");
                     worker_abort.cancel();
+                    deadline.as_mut().reset(tokio::time::Instant::now() + HAND_BACK_WAIT);
                 }
             }
         }
@@ -312,6 +324,10 @@ impl Site {
         Ok(())
     }
 }
+
+/// After the grace period, how long interrupted workers get to hand their tasks
+/// back before the site stops without them.
+const HAND_BACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Pings the database every few seconds so `/health` shows an outage promptly: a
 /// failed ping is the loop's error, so the supervisor shows `database` degraded with

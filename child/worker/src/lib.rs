@@ -6,6 +6,7 @@
 //! database driver for the site's store.
 
 pub mod client;
+pub mod heartbeat;
 pub mod memory;
 pub mod remote;
 pub mod reporter;

@@ -1,9 +1,9 @@
-//! Runs one work packet: its lease renewed (heartbeats) while the connector works,
-//! then reports. Whatever happens, the task's in-flight slot is given back.
+//! Runs one work packet: its lease renewed (`heartbeat`) while the connector works,
+//! then reports. Whatever happens, the task's in-flight slot is given back, once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -13,14 +13,15 @@ use meridian_wire::{JobOptions, WorkPacket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::heartbeat::{Beat, Heartbeat};
+use crate::heartbeat::{Renewal, Stop, heartbeat_loop};
 use crate::reporter::Reporter;
 use meridian_config::{DataSourceConfig, PostgresSource};
 use meridian_scan::extract::ExtractSettings;
 use meridian_scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
 use meridian_wire::task::FailureKind;
 use meridian_wire::task::{
-    Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, NewObject, ObjectResult,
-    ReportOutcome,
+    Completion, DiscoveryBatch, FailOutcome, Lease, NewObject, ObjectResult, ReportOutcome,
 };
 
 /// Where a packet's blocking work (reading, extracting and classifying an object) runs.
@@ -35,120 +36,14 @@ pub enum ScanOn {
     BlockingPool,
 }
 
-/// Why the heartbeat stopped a task.
-#[derive(Debug, Default)]
-struct Stop {
-    /// Set on lease loss, cancellation or the shutdown deadline: the connector checks it.
-    abort: AtomicBool,
-    lost: AtomicBool,
-    cancelled: AtomicBool,
-}
-
-/// How a running task's lease is renewed.
-#[derive(Clone, Copy)]
-pub enum Heartbeat<'a> {
-    /// A timer task of its own for each packet (remote workers).
-    PerTask,
-    /// The worker's heartbeat loop ([`Beat::run`]), which renews whatever task the
-    /// worker runs: no task spawned and aborted per packet, each a wake-up of the
-    /// runtime's threads that could preempt a scanning thread.
-    Shared(&'a Beat),
-}
-
-/// The task an in-process worker is running, for the worker's heartbeat loop.
-#[derive(Default)]
-pub struct Beat {
-    current: std::sync::Mutex<Option<Current>>,
-}
-
-struct Current {
-    lease: Lease,
-    stop: Arc<Stop>,
-    every: Duration,
-    /// When the lease is next renewed.
-    due: std::time::Instant,
-}
-
-/// How often the shared loop looks whether the current task is due (heartbeat
-/// intervals are whole seconds).
-const BEAT_TICK: Duration = Duration::from_millis(250);
-
-impl Beat {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn start(&self, lease: &Lease, stop: &Arc<Stop>, every: Duration) {
-        *self.slot() = Some(Current {
-            lease: lease.clone(),
-            stop: stop.clone(),
-            every,
-            due: std::time::Instant::now() + every,
-        });
-    }
-
-    fn end(&self) {
-        *self.slot() = None;
-    }
-
-    /// Renews the current task's lease once it has run for a heartbeat interval and
-    /// every interval after, as [`Heartbeat::PerTask`] does; on the shutdown deadline
-    /// aborts the current task and returns. Runs until the worker aborts it.
-    pub async fn run(
-        self: Arc<Self>,
-        app: Arc<dyn Reporter>,
-        worker_id: String,
-        deadline: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                _ = deadline.cancelled() => {
-                    if let Some(c) = self.slot().as_ref() {
-                        c.stop.abort.store(true, Ordering::Relaxed);
-                    }
-                    return;
-                }
-                _ = tokio::time::sleep(BEAT_TICK) => {}
-            }
-            let due = {
-                let mut slot = self.slot();
-                let now = std::time::Instant::now();
-                match slot.as_mut() {
-                    Some(c) if c.due <= now => {
-                        c.due = now + c.every;
-                        Some((c.lease.clone(), c.stop.clone()))
-                    }
-                    _ => None,
-                }
-            };
-            let Some((lease, stop)) = due else { continue };
-            if !renew(&app, &worker_id, &lease, &stop).await {
-                let mut slot = self.slot();
-                // Still the same run of the task (not a later lease of it taken by this
-                // worker while the renewal was on its way): it is being stopped, renew
-                // it no more.
-                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(&c.stop, &stop)) {
-                    *slot = None;
-                }
-            }
-        }
-    }
-}
-
-/// Ends a task's heartbeat when the runner returns or unwinds: a heartbeat left
-/// running would keep extending a lease nobody works on.
-enum Renewal<'a> {
-    Task(tokio::task::JoinHandle<()>),
-    Shared(&'a Beat),
-}
-
-impl Drop for Renewal<'_> {
-    fn drop(&mut self) {
-        match self {
-            Renewal::Task(handle) => handle.abort(),
-            Renewal::Shared(beat) => beat.end(),
-        }
-    }
+/// How [`run`] ended for the worker that called it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Reported; take the next packet.
+    Done,
+    /// The heartbeat gave the task up as stalled and another worker took this one's
+    /// place: this worker's thread, back at last, should end.
+    GivenUp,
 }
 
 pub async fn run(
@@ -158,12 +53,12 @@ pub async fn run(
     deadline: &CancellationToken,
     scan_on: ScanOn,
     heartbeat: Heartbeat<'_>,
-) {
+) -> Finished {
     let lease = Lease {
         task_id: packet.task_id,
         lease_token: packet.lease_token.clone(),
     };
-    let stop = Arc::new(Stop::default());
+    let stop = Arc::new(Stop::new(packet.attempt));
     let every = Duration::from_secs(packet.heartbeat_interval_seconds.max(1));
     let renewal = match heartbeat {
         Heartbeat::PerTask => Renewal::Task(tokio::spawn(heartbeat_loop(
@@ -188,6 +83,14 @@ pub async fn run(
     let result = execute(app, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
     drop(renewal);
+    if !stop.settle() {
+        tracing::info!(
+            task.id = packet.task_id,
+            "task {} ended after it was given up as stalled; its result is dropped",
+            packet.task_id
+        );
+        return Finished::GivenUp;
+    }
     match result {
         Ok(scan) => {
             let object = scan.outcome.map(|outcome| ObjectResult {
@@ -201,7 +104,7 @@ pub async fn run(
                 object,
                 findings: scan.findings,
             });
-            return;
+            return Finished::Done;
         }
         Err(ScanError::Aborted) if stop.lost.load(Ordering::Relaxed) => {
             tracing::info!(
@@ -237,6 +140,7 @@ pub async fn run(
         }
     }
     app.released();
+    Finished::Done
 }
 
 async fn report_failure(
@@ -265,50 +169,6 @@ async fn report_failure(
             lease.task_id
         ),
     }
-}
-
-async fn heartbeat_loop(
-    app: Arc<dyn Reporter>,
-    worker_id: String,
-    lease: Lease,
-    every: Duration,
-    stop: Arc<Stop>,
-    deadline: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(every);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = deadline.cancelled() => {
-                stop.abort.store(true, Ordering::Relaxed);
-                return;
-            }
-            _ = tick.tick() => {}
-        }
-        if !renew(&app, &worker_id, &lease, &stop).await {
-            return;
-        }
-    }
-}
-
-/// One heartbeat; false when the task must stop (cancelled, or its lease is lost).
-async fn renew(app: &Arc<dyn Reporter>, worker_id: &str, lease: &Lease, stop: &Stop) -> bool {
-    match app.heartbeat(lease).await {
-        Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(worker_id),
-        Ok(HeartbeatOutcome::Cancelled) => {
-            stop.cancelled.store(true, Ordering::Relaxed);
-            stop.abort.store(true, Ordering::Relaxed);
-            return false;
-        }
-        Ok(HeartbeatOutcome::Lost) => {
-            stop.lost.store(true, Ordering::Relaxed);
-            stop.abort.store(true, Ordering::Relaxed);
-            return false;
-        }
-        // A missed heartbeat is not fatal; the lease outlasts several intervals.
-        Err(e) => tracing::warn!(task.id = lease.task_id, "heartbeat failed: {e}"),
-    }
-    true
 }
 
 async fn execute(
@@ -392,7 +252,10 @@ async fn discover(
         let mut tries = 0;
         loop {
             match app.discovered(lease, &batch).await {
-                Ok(ReportOutcome::Accepted | ReportOutcome::Duplicate) => break,
+                Ok(ReportOutcome::Accepted | ReportOutcome::Duplicate) => {
+                    stop.progressed();
+                    break;
+                }
                 Ok(ReportOutcome::LeaseLost) => {
                     stop.lost.store(true, Ordering::Relaxed);
                     stop.abort.store(true, Ordering::Relaxed);
@@ -478,11 +341,18 @@ async fn process(
     let attempt = packet.attempt;
     let stop = stop.clone();
     let options = packet.options.clone();
-    // Test failpoint: the scan panics, as a connector or classifier bug would.
+    // Test failpoints: the scan panics, as a connector or classifier bug would; or
+    // it hangs for an hour without looking at `abort`, as a read from a hung network
+    // file system does.
     let panics = app.failpoint("scan_panic");
+    let hangs = app.failpoint("scan_hang");
     let handle = tokio::runtime::Handle::current();
     let scan = move || match &ds {
         _ if panics => panic!("failpoint scan_panic"),
+        _ if hangs => {
+            std::thread::sleep(Duration::from_secs(3600));
+            Err(ScanError::Retryable("failpoint scan_hang".into()))
+        }
         DataSourceConfig::Filesystem(fs) => filesystem::process(
             fs,
             &key,
