@@ -106,17 +106,29 @@ pub fn run_to_exit(
 impl SiteProcess {
     /// Starts the binary with `config` and waits until `/ready` answers.
     pub async fn start(config: &Path, port: u16, log: &Path) -> SiteProcess {
+        SiteProcess::start_with_env(config, port, log, &[]).await
+    }
+
+    /// Starts the binary with `config` and `env`, and waits until `/ready` answers.
+    pub async fn start_with_env(
+        config: &Path,
+        port: u16,
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> SiteProcess {
         let log_file = std::fs::File::create(log).expect("log file");
-        let child = Command::new(binary())
-            .arg("--config")
+        let mut cmd = Command::new(binary());
+        cmd.arg("--config")
             .arg(config)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn meridian-child");
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn meridian-child");
         let p = SiteProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),

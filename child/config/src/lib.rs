@@ -3,6 +3,7 @@
 
 pub mod distributed;
 pub mod load;
+pub mod object_keys;
 mod validate;
 
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ pub use meridian_scan::settings::{
 pub use meridian_service::config::ConfigError;
 pub use meridian_service::telemetry::LogFormat;
 pub use meridian_wire::task::SystemParameter;
+pub use object_keys::ObjectKeys;
 
 /// How the site process is deployed; changes resource logic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +141,13 @@ pub struct SiteConfig {
     pub name: String,
     /// Part of a federation: the master calls this site, so `api.tls` is required.
     pub federated: bool,
+    /// How object keys (file paths, table names) leave the site in findings.
+    #[serde(default)]
+    pub object_keys: ObjectKeys,
+    /// The environment variable holding the secret keyed hashes are made with
+    /// (`object_keys: hashed`).
+    #[serde(default = "object_keys::default_secret_env")]
+    pub object_key_secret_env: String,
 }
 
 /// `api.*`
@@ -253,6 +262,8 @@ impl Default for SystemConfig {
             site: SiteConfig {
                 name: "local".into(),
                 federated: false,
+                object_keys: ObjectKeys::Plain,
+                object_key_secret_env: object_keys::default_secret_env(),
             },
             api: ApiConfig {
                 listen: "127.0.0.1:8080".into(),

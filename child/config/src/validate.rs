@@ -150,6 +150,7 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    crate::object_keys::secret(cfg)?;
     validate_custom_classifiers(&cfg.classifiers.custom)?;
     validate_data_sources(&cfg.data_sources)
 }

@@ -7,6 +7,7 @@ use axum::{Json, Router};
 use meridian_wire::{Finding, JobStatus, JobSummary, Page, StartJobRequest, StatusDelta};
 use serde::Deserialize;
 
+use super::object_key::Outward;
 use super::{ApiError, AppState};
 use meridian_engine::jobs;
 use meridian_service::extract::{ApiJson, ApiQuery};
@@ -151,13 +152,14 @@ async fn list_findings(
     }
     let rows = app.store.findings_page(&id, after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
+    let outward = Outward::new(&app.cfg());
     let items: Vec<Finding> = rows
         .iter()
         .take(limit as usize)
         .map(|r| Finding {
             finding_id: r.id,
             data_source: r.data_source_id.clone(),
-            object: r.object_key.clone(),
+            object: outward.key(&r.data_source_id, &r.object_key),
             classifier: r.classifier.clone(),
             location: r.location.clone(),
             count: r.count,

@@ -4,6 +4,7 @@
 
 mod catalog;
 mod jobs;
+mod object_key;
 mod ops;
 mod tasks;
 pub mod worker_auth;
