@@ -5,9 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Yaml};
-use meridian_service::config::ConfigError;
+use meridian_service::config::{ConfigError, Layers};
 use meridian_service::telemetry::LogFormat;
 use meridian_service::tls::TlsFiles;
 use meridian_wire::{SITE_NAME_RULE, is_site_name};
@@ -164,25 +162,17 @@ impl MasterConfig {
         file: Option<&Path>,
         overrides: &[(&str, String)],
     ) -> Result<MasterConfig, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(MasterConfig::default()));
+        let mut layers = Layers::new();
         if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError::new(
-                    "",
-                    format!("configuration file {} does not exist", path.display()),
-                ));
-            }
-            fig = fig.merge(Yaml::file(path));
+            layers = layers.file(path)?;
         }
-        fig = fig.merge(
-            Env::prefixed("MERIDIAN_MASTER_")
-                .split("__")
-                .ignore(&["config", "failpoints"]),
-        );
+        // `MERIDIAN_MASTER_SECTION__KEY` only: `MERIDIAN_MASTER_CONFIG` and
+        // `MERIDIAN_MASTER_FAILPOINTS` have no section separator and are not read here.
+        layers = layers.env("MERIDIAN_MASTER_", &[]);
         for (key, value) in overrides {
-            fig = fig.merge(Serialized::default(key, value));
+            layers = layers.value(key, value);
         }
-        let cfg: MasterConfig = fig.extract().map_err(ConfigError::from_figment)?;
+        let cfg = layers.extract(&MasterConfig::default())?;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Yaml};
-use meridian_service::config::parse_parameter_value;
+use figment::providers::Serialized;
+use meridian_service::config::{Layers, parse_parameter_value};
 use serde::Serialize;
 
 use super::validate::validate;
@@ -49,57 +49,46 @@ const NOT_FROM_DATABASE: &[&str] = &[
 /// The layers above the built-in defaults, before the database is known.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigLayers {
-    figment: Figment,
+    layers: Layers,
 }
+
+/// The master's variables share this prefix's start; the site never reads them.
+const MASTER_PREFIX: &str = "MERIDIAN_MASTER_";
 
 impl ConfigLayers {
     pub fn new() -> Self {
-        ConfigLayers {
-            figment: Figment::new(),
-        }
+        ConfigLayers::default()
     }
 
     /// Adds a YAML file; a path that does not exist is an error, not a silent default.
     pub fn with_file(self, path: &Path) -> Result<Self, ConfigError> {
-        if !path.is_file() {
-            return Err(ConfigError::new(
-                "",
-                format!(
-                    "config file {} does not exist or is not a file",
-                    path.display()
-                ),
-            ));
-        }
         Ok(ConfigLayers {
-            figment: self.figment.merge(Yaml::file_exact(path)),
+            layers: self.layers.file(path)?,
         })
     }
 
     /// Adds YAML text (tests and embedded examples).
     pub fn with_yaml(self, yaml: &str) -> Self {
         ConfigLayers {
-            figment: self.figment.merge(Yaml::string(yaml)),
+            layers: self.layers.yaml(yaml),
         }
     }
 
     /// Adds `MERIDIAN_SECTION__KEY=value` variables, e.g. `MERIDIAN_WORKER__MAX_RETRIES=5`.
-    /// `MERIDIAN_CONFIG` (the file path), `MERIDIAN_FAILPOINTS` and the default worker
-    /// key variable `MERIDIAN_WORKER_AUTH_KEY` are not parameters.
+    /// Only variables with the `__` separator are parameters: `MERIDIAN_CONFIG`,
+    /// `MERIDIAN_FAILPOINTS`, `MERIDIAN_TESSERACT`, the worker key and any variable a
+    /// data source's `url_env` names are not read here, nor the master's
+    /// `MERIDIAN_MASTER_*` variables.
     pub fn with_env(self) -> Self {
-        let env = Env::prefixed("MERIDIAN_").split("__").ignore(&[
-            "config",
-            "failpoints",
-            "worker_auth_key",
-        ]);
         ConfigLayers {
-            figment: self.figment.merge(env),
+            layers: self.layers.env("MERIDIAN_", &[MASTER_PREFIX]),
         }
     }
 
     /// Sets one dotted key (command-line flags).
     pub fn with_value(self, key: &str, value: impl Serialize) -> Self {
         ConfigLayers {
-            figment: self.figment.merge(Serialized::default(key, value)),
+            layers: self.layers.value(key, value),
         }
     }
 
@@ -118,9 +107,9 @@ pub fn finalize(
     params: &[SystemParameter],
     mode: RunMode,
 ) -> Result<SystemConfig, ConfigError> {
-    let mut figment = layers.figment.clone();
+    let mut figment = layers.layers.figment().clone();
     let node_id: String = Figment::from(Serialized::defaults(SystemConfig::default()))
-        .merge(layers.figment.clone())
+        .merge(figment.clone())
         .extract_inner("node.id")
         .map_err(ConfigError::from_figment)?;
     for scope in ["global", node_id.as_str()] {

@@ -1,7 +1,106 @@
-//! Helpers for layered configuration (figment) shared by the child and the master:
+//! Layered configuration shared by the site and the master: one way to stack a YAML
+//! file, environment variables and flags over built-in defaults ([`Layers`]), and
 //! one-line error messages that name the key, the bad value and what is allowed.
 
 use std::fmt;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use serde::Serialize;
+
+/// The layers above a service's built-in defaults, later wins: a YAML file, the
+/// environment, then single keys (flags).
+///
+/// The environment layer takes only `<PREFIX><SECTION>__<KEY>` variables, those with
+/// the double-underscore section separator, so variables that are not parameters
+/// (`MERIDIAN_CONFIG`, `MERIDIAN_FAILPOINTS`, `MERIDIAN_TESSERACT`, a data source's
+/// `url_env`, the worker key) never reach a service's unknown-key check. Another
+/// service's prefix that starts with this one's (`MERIDIAN_MASTER_` inside
+/// `MERIDIAN_`) is passed as `foreign` and skipped as well.
+#[derive(Debug, Clone, Default)]
+pub struct Layers {
+    figment: Figment,
+}
+
+impl Layers {
+    pub fn new() -> Self {
+        Layers::default()
+    }
+
+    /// Adds a YAML file, read at exactly this path (never searched for in parent
+    /// directories); a path that is not a file is an error, not a silent default.
+    pub fn file(self, path: &Path) -> Result<Self, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError::new(
+                "",
+                format!(
+                    "configuration file {} does not exist or is not a file",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Layers {
+            figment: self.figment.merge(Yaml::file_exact(path)),
+        })
+    }
+
+    /// Adds YAML text (tests and embedded examples).
+    pub fn yaml(self, yaml: &str) -> Self {
+        Layers {
+            figment: self.figment.merge(Yaml::string(yaml)),
+        }
+    }
+
+    /// Adds the `<prefix><SECTION>__<KEY>` variables of the process environment,
+    /// except those starting with one of the `foreign` prefixes.
+    pub fn env(self, prefix: &str, foreign: &[&str]) -> Self {
+        Layers {
+            figment: self.figment.merge(env_provider(prefix, foreign)),
+        }
+    }
+
+    /// Sets one dotted key.
+    pub fn value(self, key: &str, value: impl Serialize) -> Self {
+        Layers {
+            figment: self.figment.merge(Serialized::default(key, value)),
+        }
+    }
+
+    /// The layers, for a service to merge over its defaults and extract.
+    pub fn figment(&self) -> &Figment {
+        &self.figment
+    }
+
+    /// `defaults` under these layers, extracted; a bad or unknown key is one line.
+    pub fn extract<T>(&self, defaults: &T) -> Result<T, ConfigError>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        Figment::from(Serialized::defaults(defaults))
+            .merge(self.figment.clone())
+            .extract()
+            .map_err(ConfigError::from_figment)
+    }
+}
+
+fn env_provider(prefix: &str, foreign: &[&str]) -> Env {
+    // Prefixes compare without case, as figment's own prefix does.
+    let foreign: Vec<String> = foreign
+        .iter()
+        .filter_map(|f| {
+            let f = f.to_ascii_lowercase();
+            let p = prefix.to_ascii_lowercase();
+            f.strip_prefix(&p).map(str::to_owned)
+        })
+        .collect();
+    Env::prefixed(prefix)
+        .filter(move |key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key.contains("__") && !foreign.iter().any(|f| key.starts_with(f.as_str()))
+        })
+        .split("__")
+}
 
 /// A configuration problem that stops start-up. Its `Display` is the one line an
 /// operator reads: `configuration error: key `worker.max_retries`: ...`.
@@ -92,6 +191,46 @@ pub fn parse_parameter_value(raw: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        worker: Worker,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Worker {
+        max_retries: u32,
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail returns its own error type.
+    fn the_environment_layer_takes_only_section_keys_of_its_own_prefix() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("MERIDIAN_WORKER__MAX_RETRIES", "7");
+            // Not parameters: no section separator, or the master's prefix.
+            jail.set_env("MERIDIAN_TESSERACT", "/usr/bin/tesseract");
+            jail.set_env("MERIDIAN_SOURCE_URL", "postgres://x");
+            jail.set_env("MERIDIAN_MASTER_MASTER__POLL_INTERVAL_SECONDS", "2");
+            jail.set_env("MERIDIAN_MASTER_FAILPOINTS", "poller=panic");
+            let defaults = Cfg {
+                worker: Worker { max_retries: 3 },
+            };
+            let cfg = Layers::new()
+                .env("MERIDIAN_", &["MERIDIAN_MASTER_"])
+                .extract(&defaults)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(cfg.worker.max_retries, 7);
+            jail.set_env("MERIDIAN_WORKER__MAX_RETIRES", "7");
+            let err = Layers::new()
+                .env("MERIDIAN_", &["MERIDIAN_MASTER_"])
+                .extract(&defaults)
+                .unwrap_err();
+            assert!(err.to_string().contains("max_retires"), "{err}");
+            Ok(())
+        });
+    }
 
     #[test]
     fn parameter_values_are_json_or_text() {

@@ -1,6 +1,7 @@
 //! Test failpoints: named places that can be told to fail, so that tests can prove
 //! the supervisor restarts a loop and the job still completes. Inactive (an empty
-//! map) unless `MERIDIAN_FAILPOINTS` or `SiteOptions::failpoints` sets them.
+//! map) unless `MERIDIAN_FAILPOINTS` (the site), `MERIDIAN_MASTER_FAILPOINTS` (the
+//! master), `SiteOptions::failpoints` or [`Failpoints::arm`] sets them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,6 +46,13 @@ impl Failpoints {
         })
     }
 
+    /// Arms `name` for `count` more triggers while running, so a test can fail a loop
+    /// that is already healthy and watch it come back.
+    pub fn arm(&self, name: &str, action: Action, count: u32) {
+        let mut map = self.remaining.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(name.to_owned(), (action, count));
+    }
+
     /// Takes one trigger of `name`, if any is left.
     pub fn hit(&self, name: &str) -> Option<Action> {
         let mut map = self.remaining.lock().unwrap_or_else(|e| e.into_inner());
@@ -70,5 +78,8 @@ mod tests {
         assert_eq!(f.hit("reaper"), Some(Action::Error));
         assert_eq!(f.hit("assigner"), None);
         assert!(Failpoints::parse("x=explode").is_err());
+        f.arm("reaper", Action::Panic, 1);
+        assert_eq!(f.hit("reaper"), Some(Action::Panic));
+        assert_eq!(f.hit("reaper"), None);
     }
 }
