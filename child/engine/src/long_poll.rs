@@ -37,6 +37,7 @@ use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_service::worker_token::Verifier;
 use meridian_store::{
     ClaimedTask, CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult,
+    TaskListener,
 };
 use meridian_wire::task::FailureKind;
 
@@ -248,15 +249,15 @@ impl RemoteWorkers {
     /// statement, longest-waiting first, rather than each refreshing its view of every
     /// job first. Fair sharing is not bypassed in any way that matters: these workers
     /// were idle, so no other job had tasks for them at their last look.
-    /// The statement runs on `conn`, the listener's own connection.
-    pub async fn take_announced<'e>(
+    /// The statement runs on `listener`'s own connection.
+    pub async fn take_announced(
         &self,
         job_id: &str,
         waiters: Vec<Waiter>,
-        conn: impl sqlx::PgExecutor<'e>,
+        listener: &mut dyn TaskListener,
     ) {
         let to = hand_offs(&waiters);
-        match meridian_store::hand_off_pending_on(conn, job_id, &to).await {
+        match listener.hand_off_pending(job_id, &to).await {
             Ok((options, handed)) => self.answer(waiters, handed, &options).await,
             // The waiters are dropped with their senders: they look again.
             Err(e) => tracing::warn!("job {job_id}: announced tasks not taken ({e})"),

@@ -1,6 +1,7 @@
-//! What a worker reports while it holds a lease: heartbeats, discovered batches and
-//! failures. Completions go through the completer. Every call is fenced by the lease
-//! token; a stale one writes nothing.
+//! What a worker reports while it holds a lease: heartbeats, discovered batches,
+//! completions and failures. In-process workers' completions are batched by the
+//! completer; a remote worker's batch comes here ([`completed`]). Every call is fenced
+//! by the lease token; a stale one writes nothing.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use meridian_wire::task::FailureKind;
 
 use crate::app::App;
 use meridian_store::{
-    DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, ReportOutcome, StoreResult,
+    Completion, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, ReportOutcome,
+    StoreResult,
 };
 
 pub async fn heartbeat(app: &App, lease: &Lease) -> StoreResult<HeartbeatOutcome> {
@@ -33,6 +35,23 @@ pub async fn discovered(
         metrics::counter!("meridian_reports_refused_total").increment(1);
     }
     Ok(outcome)
+}
+
+/// Completes a remote worker's batch in one transaction; one outcome per completion,
+/// in order (`LeaseLost` for those that wrote nothing).
+pub async fn completed(app: &App, batch: &[Completion]) -> StoreResult<Vec<ReportOutcome>> {
+    let outcomes = app.store.complete(batch).await?;
+    let refused = outcomes
+        .iter()
+        .filter(|o| **o == ReportOutcome::LeaseLost)
+        .count();
+    metrics::counter!("meridian_tasks_completed_total").increment((batch.len() - refused) as u64);
+    metrics::histogram!("meridian_completion_batch_size").record(batch.len() as f64);
+    if refused > 0 {
+        metrics::counter!("meridian_reports_refused_total").increment(refused as u64);
+    }
+    app.wake.finisher.notify_one();
+    Ok(outcomes)
 }
 
 /// Fails a task; `attempt` is the attempt that failed (1-based) and sets the backoff.

@@ -1,21 +1,28 @@
-//! Storage: `trait Store` and its two implementations, PostgreSQL (production) and
-//! SQLite (the embedded default). Every write that belongs together is one
-//! transaction inside one trait method; the engine above never holds a transaction.
-//! Both implementations pass the same conformance suite (`tests/tests/store_*.rs`).
+//! Storage: `trait Store` and its one implementation, [`SqlStore`], over PostgreSQL
+//! (production) or SQLite (the embedded default): the logic is written once and runs
+//! each dialect's SQL (`sql/`). Every write that belongs together is one transaction
+//! inside one trait method; the engine above never holds a transaction. Both dialects
+//! pass the same conformance suite (`tests/tests/store_*.rs`).
 
+mod claims;
+mod connect;
+mod db;
+mod jobs;
+mod maintenance;
 mod open;
-mod postgres;
-mod queries;
+mod pg;
 mod records;
-mod sqlite;
+mod reports;
+mod sql;
+mod store;
 
 use async_trait::async_trait;
 
 pub use meridian_wire::task::*;
 pub use open::open;
-pub use postgres::{JOBS_CHANNEL, PostgresStore, hand_off_pending_on};
+pub use pg::hand_off_pending_on;
 pub use records::*;
-pub use sqlite::SqliteStore;
+pub use store::SqlStore;
 
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,13 @@ pub trait Store: Send + Sync + 'static {
     /// A no-op where every commit is already as durable as it gets.
     async fn flush_commits(&self) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// Notifications of tasks created and jobs announced by any replica, on a
+    /// connection of their own; `None` where the database has none (SQLite: one
+    /// process, whose own wake-ups say it all).
+    async fn listen(&self) -> StoreResult<Option<Box<dyn TaskListener>>> {
+        Ok(None)
     }
 
     async fn job(&self, id: &str) -> StoreResult<Option<JobRow>>;
@@ -180,4 +194,30 @@ pub trait Store: Send + Sync + 'static {
     /// Pairs of leases of the same task held at the same time; 0 unless the fencing is
     /// broken. An audit for tests and operators.
     async fn overlapping_leases(&self) -> StoreResult<i64>;
+}
+
+/// What a [`TaskListener`] heard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Some transaction inserted tasks.
+    TasksCreated,
+    /// A job was created with `pending` tasks its replica could not hand off itself.
+    JobAnnounced { job_id: String, pending: usize },
+}
+
+/// A listening connection (PostgreSQL `LISTEN`). Notifications sent while it is down
+/// are lost: after an error, open a new one and look once for what changed.
+#[async_trait]
+pub trait TaskListener: Send {
+    /// Waits for the next notification; an error means the connection is gone.
+    async fn next(&mut self) -> StoreResult<Notice>;
+
+    /// Leases the pending tasks of an announced job to the waiting workers `to`, on
+    /// this connection, as [`hand_off_pending_on`]: the job's options and each leased
+    /// task with the index in `to` of its worker.
+    async fn hand_off_pending(
+        &mut self,
+        job_id: &str,
+        to: &[HandOff],
+    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)>;
 }

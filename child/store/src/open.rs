@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use super::{PostgresStore, SqliteStore, Store, StoreError, StoreResult};
+use super::{SqlStore, Store, StoreError, StoreResult};
 
 /// Opens and migrates the store named by `url`: `postgres://` / `postgresql://` for
 /// PostgreSQL, `sqlite:` for SQLite. The URL is never echoed in errors (it may hold
 /// a password).
 pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            PostgresStore::connect(url, max_connections).await?,
-        ))
+        Ok(Arc::new(SqlStore::postgres(url, max_connections).await?))
     } else if url.starts_with("sqlite:") {
         if let Some(path) = url
             .strip_prefix("sqlite://")
@@ -30,7 +28,7 @@ pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>
                 })?;
             }
         }
-        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        Ok(Arc::new(SqlStore::sqlite(url, max_connections).await?))
     } else {
         let scheme = url.split(':').next().unwrap_or_default();
         Err(StoreError::Internal(format!(

@@ -1,7 +1,7 @@
 //! The worker API, served by `--mode orchestrator`: `get_task` long-polls
 //! for work packets, the other calls report on a lease. Each report is fenced by its
-//! lease token in the same statement that writes (the engine's `reports` and the
-//! store's `complete`), so a report from a reaped lease writes nothing and gets 409
+//! lease token in the same statement that writes (every report goes through the
+//! engine's `reports` to the store), so a report from a reaped lease writes nothing and gets 409
 //! `lease_lost`. A database outage is 503: the worker backs off and retries.
 
 use std::time::Duration;
@@ -172,7 +172,7 @@ async fn complete_task(
             findings: c.findings,
         })
         .collect();
-    let outcomes = app.store.complete(&batch).await?;
+    let outcomes = reports::completed(&app, &batch).await?;
     let mut answer = CompleteResponse::default();
     for (c, o) in batch.iter().zip(outcomes) {
         if o == ReportOutcome::LeaseLost {
@@ -181,17 +181,13 @@ async fn complete_task(
             answer.accepted.push(c.lease.task_id);
         }
     }
-    metrics::counter!("meridian_tasks_completed_total").increment(answer.accepted.len() as u64);
-    metrics::histogram!("meridian_completion_batch_size").record(batch.len() as f64);
     if let Some(remote) = app.remote.get() {
         let ended: Vec<i64> = batch.iter().map(|c| c.lease.task_id).collect();
         remote.track(&req.worker_id, std::iter::empty(), &ended);
     }
-    app.wake.finisher.notify_one();
     if answer.refused.is_empty() {
         return Ok(Json(answer));
     }
-    metrics::counter!("meridian_reports_refused_total").increment(answer.refused.len() as u64);
     Err(ApiError::LeaseLost {
         message: format!(
             "{} of {} completions refused: their leases are no longer current; nothing was written for them",

@@ -1,0 +1,167 @@
+//! What workers report under a lease: discovered batches, completions and failures.
+//! Each is one transaction fenced by the lease token; a report under a lease that is
+//! no longer current writes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::db::{List, args};
+use crate::store::{SqlStore, distinct};
+use crate::*;
+
+pub(crate) async fn record_discovery(
+    s: &SqlStore,
+    lease: &Lease,
+    batch: &DiscoveryBatch,
+) -> StoreResult<ReportOutcome> {
+    let mut tx = s.db.begin().await?;
+    let task: Option<(String, String)> = tx
+        .link()
+        .optional(s.sql.touch_task, args![lease.task_id, &lease.lease_token])
+        .await?;
+    let Some((job_id, data_source_id)) = task else {
+        return Ok(ReportOutcome::LeaseLost);
+    };
+    let record: Option<(i64,)> = tx
+        .link()
+        .optional(
+            s.sql.insert_progress,
+            args![
+                &job_id,
+                lease.task_id,
+                batch.attempt,
+                batch.seq,
+                batch.objects.len() as i64
+            ],
+        )
+        .await?;
+    let Some((record,)) = record else {
+        tx.commit().await?;
+        return Ok(ReportOutcome::Duplicate);
+    };
+    let objects = serde_json::to_string(&batch.objects).unwrap_or_default();
+    tx.link()
+        .execute(
+            s.sql.insert_objects,
+            args![&job_id, &data_source_id, record, objects],
+        )
+        .await?;
+    s.bump(&mut tx, &[job_id], false).await?;
+    tx.commit().await?;
+    Ok(ReportOutcome::Accepted)
+}
+
+/// Completes a batch in one transaction: the tasks whose leases are current, then
+/// their objects' outcomes and findings, then the status version.
+pub(crate) async fn complete(
+    s: &SqlStore,
+    batch: &[Completion],
+) -> StoreResult<Vec<ReportOutcome>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = batch.iter().map(|c| c.lease.task_id).collect();
+    let tokens = batch.iter().map(|c| c.lease.lease_token.clone()).collect();
+    let mut tx = s.db.begin().await?;
+    let accepted: Vec<(i64, String)> = tx
+        .link()
+        .all(
+            s.sql.complete_tasks,
+            args![List::Ints(ids), List::Texts(tokens)],
+        )
+        .await?;
+    let ok: HashSet<i64> = accepted.iter().map(|(id, _)| *id).collect();
+    let done: Vec<&Completion> = batch
+        .iter()
+        .filter(|c| ok.contains(&c.lease.task_id))
+        .collect();
+    let objects: Vec<&ObjectResult> = done.iter().filter_map(|c| c.object.as_ref()).collect();
+    if !objects.is_empty() {
+        let ids = List::Ints(objects.iter().map(|o| o.object_id).collect());
+        let outcomes = List::Texts(
+            objects
+                .iter()
+                .map(|o| o.outcome.as_str().to_owned())
+                .collect(),
+        );
+        let reasons = List::OptTexts(objects.iter().map(|o| o.reason.clone()).collect());
+        tx.link()
+            .execute(s.sql.set_outcomes, args![ids, outcomes, reasons])
+            .await?;
+    }
+    let job_of: HashMap<i64, String> = accepted.iter().cloned().collect();
+    let findings = findings_json(&done, &job_of);
+    if !findings.is_empty() {
+        tx.link()
+            .execute(s.sql.insert_findings, args![findings])
+            .await?;
+    }
+    let jobs = distinct(accepted.into_iter().map(|(_, j)| j).collect());
+    s.bump(&mut tx, &jobs, false).await?;
+    tx.commit().await?;
+    Ok(batch
+        .iter()
+        .map(|c| {
+            if ok.contains(&c.lease.task_id) {
+                ReportOutcome::Accepted
+            } else {
+                ReportOutcome::LeaseLost
+            }
+        })
+        .collect())
+}
+
+/// Findings of accepted completions as one JSON array for a set-based insert, each
+/// element carrying its job id.
+fn findings_json(done: &[&Completion], job_of: &HashMap<i64, String>) -> String {
+    let rows: Vec<serde_json::Value> = done
+        .iter()
+        .flat_map(|c| {
+            let job = job_of.get(&c.lease.task_id).cloned();
+            c.findings.iter().map(move |f| {
+                serde_json::json!({
+                    "job_id": job, "object_id": f.object_id, "classifier": f.classifier,
+                    "location": f.location, "count": f.count, "masked_sample": f.masked_sample,
+                    "confidence": f.confidence,
+                })
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        String::new()
+    } else {
+        serde_json::Value::Array(rows).to_string()
+    }
+}
+
+/// Back to `PENDING` after the backoff when retryable with attempts left, else `FAILED`.
+pub(crate) async fn fail(
+    s: &SqlStore,
+    lease: &Lease,
+    failure: &Failure,
+) -> StoreResult<FailOutcome> {
+    let mut tx = s.db.begin().await?;
+    let row: Option<(String, String)> = tx
+        .link()
+        .optional(
+            s.sql.fail,
+            args![
+                lease.task_id,
+                &lease.lease_token,
+                failure.retryable,
+                i64::from(failure.max_retries),
+                failure.backoff_ms,
+                &failure.error
+            ],
+        )
+        .await?;
+    let Some((state, job_id)) = row else {
+        return Ok(FailOutcome::LeaseLost);
+    };
+    s.bump(&mut tx, &[job_id], false).await?;
+    tx.commit().await?;
+    Ok(if state == "PENDING" {
+        FailOutcome::Retrying
+    } else {
+        FailOutcome::Failed
+    })
+}

@@ -1,0 +1,229 @@
+//! The SQL text: statements written once with `{…}` placeholders for what the
+//! dialects spell differently, each dialect's spellings and its own statements
+//! (`sqlite.rs`, `postgres.rs`), and [`Statements`], the table the store's logic runs.
+//! Statements that read the same in both dialects are the plain `const`s in `common.rs`.
+
+pub(crate) mod common;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+use std::sync::LazyLock;
+
+/// Clears a task's lease columns.
+macro_rules! no_lease {
+    () => {
+        "lease_token = NULL, worker_id = NULL, lease_node = NULL, lease_expires_at = NULL"
+    };
+}
+pub(crate) use no_lease;
+
+/// Starts the jobs a statement stamps: the first lease of a job starts it.
+macro_rules! start_jobs {
+    () => {
+        "started_at = COALESCE(started_at, {now}), state = CASE WHEN state = 'PENDING' THEN 'RUNNING' ELSE state END"
+    };
+}
+pub(crate) use start_jobs;
+
+/// How one dialect spells what the shared templates leave open, and the statements
+/// it writes its own way. Every text may use the placeholders of [`render`].
+pub(crate) struct DialectSql {
+    /// `{now}`: the database clock in epoch milliseconds.
+    pub now: &'static str,
+    /// `{skip_locked}`: appended to the sub-select that picks rows to change, so that
+    /// concurrent replicas pick different rows (empty where there is one writer).
+    pub skip_locked: &'static str,
+    /// `{in_list}`: membership in the list bound as `$1`.
+    pub in_list: &'static str,
+    /// `{process_payload}`: a `PROCESS` task's payload built from the object `o`.
+    pub process_payload: &'static str,
+    /// Takes the next status version before `stamp_version` reads it, or `None` where
+    /// the stamping statement takes it itself.
+    pub take_version: Option<&'static str>,
+    /// Stamps the current status version on the jobs listed in `$1`.
+    pub stamp_version: &'static str,
+    /// The same, and starts them.
+    pub stamp_and_start: &'static str,
+    /// Leases the pending tasks of `$1` to worker `$2` on node `$3` for `$4` ms.
+    pub claim: &'static str,
+    /// Whether `claim` also takes the status version and starts the jobs (then it
+    /// runs outside an explicit transaction).
+    pub claim_versions: bool,
+    /// Inserts a discovered batch: job `$1`, data source `$2`, progress record `$3`,
+    /// the objects as JSON `$4`.
+    pub insert_objects: &'static str,
+    /// Completes the tasks `$1` whose lease tokens (`$2`, by position) are current.
+    pub complete_tasks: &'static str,
+    /// Sets object outcomes: ids `$1`, outcomes `$2`, reasons `$3`, by position.
+    pub set_outcomes: &'static str,
+    /// Inserts findings given as one JSON array `$1`.
+    pub insert_findings: &'static str,
+}
+
+/// The statements the store's logic runs, rendered for one dialect.
+pub(crate) struct Statements {
+    /// Reads the database clock.
+    pub clock: &'static str,
+    pub set_parameter: &'static str,
+    pub stalled_tasks: &'static str,
+    pub cancel_pending: &'static str,
+    pub pending_task_ids: &'static str,
+    pub claim: &'static str,
+    pub claim_versions: bool,
+    pub heartbeat: &'static str,
+    pub touch_task: &'static str,
+    pub insert_progress: &'static str,
+    pub insert_objects: &'static str,
+    pub complete_tasks: &'static str,
+    pub set_outcomes: &'static str,
+    pub insert_findings: &'static str,
+    pub fail: &'static str,
+    pub release: &'static str,
+    pub reap: &'static str,
+    pub mark_records: &'static str,
+    pub create_process_tasks: &'static str,
+    pub finish_job: &'static str,
+    pub take_version: Option<&'static str>,
+    pub stamp_version: &'static str,
+    pub stamp_and_start: &'static str,
+}
+
+pub(crate) static SQLITE: LazyLock<Statements> = LazyLock::new(|| Statements::new(&sqlite::SQL));
+pub(crate) static POSTGRES: LazyLock<Statements> =
+    LazyLock::new(|| Statements::new(&postgres::SQL));
+
+impl Statements {
+    fn new(d: &DialectSql) -> Statements {
+        let r = |t: &str| render(t, d);
+        Statements {
+            clock: r("SELECT {now}"),
+            set_parameter: r(SET_PARAMETER),
+            stalled_tasks: r(STALLED_TASKS),
+            cancel_pending: r(CANCEL_PENDING),
+            pending_task_ids: r(PENDING_TASK_IDS),
+            claim: r(d.claim),
+            claim_versions: d.claim_versions,
+            heartbeat: r(HEARTBEAT),
+            touch_task: r(TOUCH_TASK),
+            insert_progress: r(INSERT_PROGRESS),
+            insert_objects: r(d.insert_objects),
+            complete_tasks: r(d.complete_tasks),
+            set_outcomes: r(d.set_outcomes),
+            insert_findings: r(d.insert_findings),
+            fail: r(FAIL),
+            release: r(RELEASE),
+            reap: r(REAP),
+            mark_records: r(MARK_RECORDS),
+            create_process_tasks: r(CREATE_PROCESS_TASKS),
+            finish_job: r(FINISH_JOB),
+            take_version: d.take_version.map(r),
+            stamp_version: r(d.stamp_version),
+            stamp_and_start: r(d.stamp_and_start),
+        }
+    }
+}
+
+/// Fills a template's placeholders with the dialect's spellings. Rendered once per
+/// dialect and kept for the life of the process (the driver's statement cache keys
+/// on the text).
+pub(crate) fn render(template: &str, d: &DialectSql) -> &'static str {
+    let text = template
+        .replace("{skip_locked}", d.skip_locked)
+        .replace("{in_list}", d.in_list)
+        .replace("{process_payload}", d.process_payload)
+        .replace("{now}", d.now);
+    debug_assert!(!text.contains("{now}"), "unrendered placeholder in {text}");
+    text.leak()
+}
+
+const SET_PARAMETER: &str = "INSERT INTO system_parameters (scope, key, value, updated_at) \
+     VALUES ($1, $2, $3, {now}) ON CONFLICT (scope, key) \
+     DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+const STALLED_TASKS: &str = "SELECT COUNT(*) FROM tasks \
+     WHERE job_id = $1 AND state = 'RUNNING' AND last_progress_at < {now} - $2";
+
+/// Cancels a job's pending tasks (on cancel, and for tasks made pending after it).
+const CANCEL_PENDING: &str = "UPDATE tasks SET state = 'CANCELLED', finished_at = {now} \
+     WHERE job_id = $1 AND state = 'PENDING'";
+
+const PENDING_TASK_IDS: &str = "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' \
+     AND id > $3 AND not_before <= {now} ORDER BY id LIMIT $2";
+
+/// Extends a lease and reads its job's state in one statement.
+const HEARTBEAT: &str = "UPDATE tasks SET lease_expires_at = {now} + $3 \
+     WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' \
+     RETURNING lease_expires_at, (SELECT j.state FROM jobs j WHERE j.id = tasks.job_id)";
+
+/// The fence of a discovered batch: the lease must be current.
+const TOUCH_TASK: &str = "UPDATE tasks SET last_progress_at = {now} \
+     WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING job_id, data_source_id";
+
+/// A batch's progress record; no row when this (task, attempt, seq) was recorded.
+const INSERT_PROGRESS: &str = "INSERT INTO progress_records \
+     (job_id, task_id, attempt, seq, object_count, processed, created_at) \
+     VALUES ($1, $2, $3, $4, $5, FALSE, {now}) \
+     ON CONFLICT (task_id, attempt, seq) DO NOTHING RETURNING id";
+
+const FAIL: &str = concat!(
+    "UPDATE tasks SET state = CASE WHEN $3 AND attempts < $4 THEN 'PENDING' ELSE 'FAILED' END, ",
+    "not_before = {now} + $5, finished_at = CASE WHEN $3 AND attempts < $4 THEN NULL ELSE {now} END, ",
+    "last_error = $6, ",
+    no_lease!(),
+    " WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING state, job_id"
+);
+
+const RELEASE: &str = concat!(
+    "UPDATE tasks SET state = CASE WHEN $2 AND attempts >= $3 THEN 'FAILED' ELSE 'PENDING' END, ",
+    "finished_at = CASE WHEN $2 AND attempts >= $3 THEN {now} ELSE NULL END, ",
+    "attempts = CASE WHEN $2 THEN attempts ELSE attempts - 1 END, ",
+    "last_error = CASE WHEN $2 THEN 'interrupted: node ' || lease_node || ' restarted' ELSE last_error END, ",
+    no_lease!(),
+    " WHERE state = 'RUNNING' AND lease_node = $1 RETURNING job_id"
+);
+
+/// The state check is repeated outside the sub-select, so a task completed meanwhile
+/// is never reopened.
+const REAP: &str = concat!(
+    "UPDATE tasks SET state = CASE WHEN attempts >= $2 THEN 'FAILED' ELSE 'PENDING' END, ",
+    "finished_at = CASE WHEN attempts >= $2 THEN {now} ELSE NULL END, ",
+    "last_error = 'lease expired: worker ' || COALESCE(worker_id, '?') || ' stopped heartbeating', ",
+    no_lease!(),
+    " WHERE id IN (SELECT id FROM tasks WHERE state = 'RUNNING' AND lease_expires_at < {now} ",
+    "ORDER BY id LIMIT $1{skip_locked}) AND state = 'RUNNING' AND lease_expires_at < {now} ",
+    "RETURNING job_id, state"
+);
+
+const MARK_RECORDS: &str = "UPDATE progress_records SET processed = TRUE WHERE id IN \
+     (SELECT id FROM progress_records WHERE processed = FALSE ORDER BY id LIMIT $1{skip_locked}) \
+     AND processed = FALSE RETURNING id, job_id";
+
+const CREATE_PROCESS_TASKS: &str = "INSERT INTO tasks \
+     (job_id, data_source_id, phase, object_id, payload, state, created_at) \
+     SELECT o.job_id, o.data_source_id, 'PROCESS', o.id, {process_payload}, \
+     CASE WHEN j.state = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, {now} \
+     FROM discovered_objects o JOIN jobs j ON j.id = o.job_id \
+     WHERE o.progress_record_id {in_list} AND o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING";
+
+const FINISH_JOB: &str =
+    "UPDATE jobs SET state = $2, finished_at = {now} WHERE id = $1 AND state = $3";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        for s in [&*SQLITE, &*POSTGRES] {
+            for text in [
+                s.claim,
+                s.reap,
+                s.stamp_and_start,
+                s.create_process_tasks,
+                s.fail,
+            ] {
+                assert!(!text.contains('{'), "{text}");
+            }
+        }
+    }
+}
