@@ -198,10 +198,9 @@ impl Site {
                         remote: r.clone(),
                     }));
                     let a = app.clone();
-                    let url = cfg.database_url();
                     let stop = loops.clone();
                     tracker.spawn(supervise(a.clone(), loops.clone(), move || {
-                        Listener::new(a.clone(), url.clone(), stop.clone())
+                        Listener::new(a.clone(), stop.clone())
                     }));
                 }
                 None => {
