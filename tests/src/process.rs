@@ -9,6 +9,7 @@ static CHILD: OnceLock<PathBuf> = OnceLock::new();
 static MASTER: OnceLock<PathBuf> = OnceLock::new();
 static WORKER: OnceLock<PathBuf> = OnceLock::new();
 static QUICKSTART: OnceLock<PathBuf> = OnceLock::new();
+static CTL: OnceLock<PathBuf> = OnceLock::new();
 
 /// Path of the `meridian-child` binary, built on first use by the same cargo that
 /// runs the tests (a no-op when it is up to date).
@@ -31,6 +32,11 @@ pub fn quickstart_binary() -> PathBuf {
     QUICKSTART
         .get_or_init(|| build("meridian-quickstart"))
         .clone()
+}
+
+/// Path of `meridianctl` (the master's command-line client), built like `binary()`.
+pub fn ctl_binary() -> PathBuf {
+    CTL.get_or_init(|| build("meridianctl")).clone()
 }
 
 fn build(package: &str) -> PathBuf {
