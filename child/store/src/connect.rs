@@ -1,16 +1,30 @@
 //! Opening the pools of either dialect and applying its migrations.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::db::Db;
 use crate::{StoreError, StoreResult};
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+// Migrations a newer version applied are tolerated: during a rolling upgrade the old
+// replicas keep running (and restarting) on the expanded schema next to the new ones.
+// Migrations are expand/contract, so an older binary never depends on what a newer
+// migration removed (docs/operations.md).
+static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut m = sqlx::migrate!("../../migrations/sqlite");
+    m.set_ignore_missing(true);
+    m
+});
+static POSTGRES_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut m = sqlx::migrate!("../../migrations/postgres");
+    m.set_ignore_missing(true);
+    m
+});
 
 fn migrations(e: sqlx::migrate::MigrateError) -> StoreError {
     StoreError::Internal(format!("migrations: {e}"))

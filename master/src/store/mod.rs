@@ -11,15 +11,28 @@ mod jobs;
 mod records;
 mod sites;
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
 
 pub use records::{CancelState, CreateOutcome, DispatchState, JobRow, NewJob, SiteJobRow, SiteRow};
 
-static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/sqlite");
-static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/master/postgres");
+// Migrations a newer master applied are tolerated, so a rollback (or an old replica
+// restarting mid-upgrade) starts on the expanded schema; migrations are
+// expand/contract (docs/operations.md).
+static SQLITE: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut m = sqlx::migrate!("../migrations/master/sqlite");
+    m.set_ignore_missing(true);
+    m
+});
+static POSTGRES: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut m = sqlx::migrate!("../migrations/master/postgres");
+    m.set_ignore_missing(true);
+    m
+});
 
 pub use meridian_db::StoreError;
 
@@ -68,7 +81,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the master database: {}", StoreError::from(e)))?;
-        let migrator = if sqlite { &SQLITE } else { &POSTGRES };
+        let migrator: &Migrator = if sqlite { &SQLITE } else { &POSTGRES };
         migrator
             .run(&pool)
             .await
