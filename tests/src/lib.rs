@@ -5,6 +5,7 @@
 pub mod bitmap;
 pub mod corpus;
 pub mod documents;
+pub mod hostile;
 pub mod mesh;
 pub mod pg;
 pub mod process;

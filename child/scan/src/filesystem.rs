@@ -8,10 +8,10 @@
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::UNIX_EPOCH;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use meridian_wire::states::ObjectOutcome;
+use rustix::fs::FileType;
 use walkdir::WalkDir;
 
 use super::beneath;
@@ -56,6 +56,9 @@ pub fn discover(
     abort: &AtomicBool,
 ) -> Result<(), ScanError> {
     let root = canonical_root(src)?;
+    let root_dir = beneath::open_root(&root).map_err(|e| {
+        ScanError::Retryable(format!("data source {} root is not readable: {e}", src.id))
+    })?;
     let include = globset(&src.include)?;
     let exclude = globset(&src.exclude)?;
     let max = max_bytes(src, limit_mb);
@@ -93,24 +96,33 @@ pub fn discover(
             modified_at: None,
             skipped_reason: None,
         };
-        if entry.file_type().is_symlink() {
-            object.skipped_reason = Some("symlink not followed".into());
-        } else if rel.to_str().is_none() {
-            object.skipped_reason = Some("file name is not UTF-8".into());
-        } else if !entry.file_type().is_file() {
-            object.skipped_reason = Some("not a regular file".into());
-        } else if let Ok(meta) = entry.metadata() {
-            object.size_bytes = meta.len() as i64;
-            object.modified_at = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64);
-            if meta.len() > max {
-                object.skipped_reason =
-                    Some(format!("larger than the {} MB limit", max / (1024 * 1024)));
+        // The walk lists a directory by its path, following a link that was swapped
+        // in for it: each name is looked up again beneath the root, following no
+        // link. One that is not there, or only through a link, is not an object of
+        // this source (its name, size and time stay out of the database).
+        let stat = match rel.to_str().map(|k| beneath::lstat(&root_dir, k)) {
+            Some(Ok(stat)) => Some(stat),
+            Some(Err(Ok(_outside))) => continue,
+            Some(Err(Err(e))) => {
+                tracing::warn!(data_source = %src.id, "skipping unreadable entry: {e}");
+                continue;
             }
-        }
+            None => None,
+        };
+        let kind = stat.as_ref().map(|s| FileType::from_raw_mode(s.st_mode));
+        object.skipped_reason = if entry.file_type().is_symlink() || kind == Some(FileType::Symlink)
+        {
+            Some("symlink not followed".into())
+        } else if rel.to_str().is_none() {
+            Some("file name is not UTF-8".into())
+        } else if let Some(stat) = stat.filter(|_| kind == Some(FileType::RegularFile)) {
+            object.size_bytes = stat.st_size;
+            object.modified_at = Some(stat.st_mtime * 1000 + stat.st_mtime_nsec as i64 / 1_000_000);
+            (stat.st_size as u64 > max)
+                .then(|| format!("larger than the {} MB limit", max / (1024 * 1024)))
+        } else {
+            Some("not a regular file".into())
+        };
         batch.push(object);
         if batch.len() >= batch_size && !sink(std::mem::take(&mut batch)) {
             return Err(ScanError::Aborted);
