@@ -36,6 +36,13 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Apply the master database's migrations and exit (a Kubernetes Job before a
+    /// rollout; `serve` also migrates at start-up).
+    Migrate {
+        /// YAML configuration file.
+        #[arg(long, env = "MERIDIAN_MASTER_CONFIG", value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
     /// Development certificates.
     Certs {
         #[command(subcommand)]
@@ -133,6 +140,25 @@ fn run(cli: Cli) -> Result<(), ExitCode> {
                 sites.join(", "),
                 written.dir.display()
             );
+            Ok(())
+        }
+        Command::Migrate { config: path } => {
+            let cfg = config(path.as_deref(), None)?;
+            let rt = runtime()?;
+            rt.block_on(async {
+                let store = meridian_master::store::Store::open(
+                    &cfg.database_url(),
+                    cfg.database.max_connections,
+                )
+                .await?;
+                store.close().await;
+                anyhow::Ok(())
+            })
+            .map_err(|e| {
+                eprintln!("meridian-master: {e:#}");
+                ExitCode::FAILURE
+            })?;
+            eprintln!("meridian-master: migrations applied");
             Ok(())
         }
         Command::Token {

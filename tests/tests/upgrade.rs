@@ -91,3 +91,54 @@ async fn a_master_store_opens_on_a_schema_a_newer_version_expanded(backend: Back
     store.ping().await.unwrap();
     store.close().await;
 }
+
+/// `meridian-child --mode migrate` (the Kubernetes migration Job) applies the schema
+/// and exits; the store then opens with nothing left to apply.
+#[test]
+fn the_site_migrate_mode_applies_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = meridian_tests::process::run_to_exit(
+        &[
+            "--mode",
+            "migrate",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("migrations applied"), "{err}");
+    assert!(dir.path().join("site.db").exists());
+}
+
+/// `meridian-master migrate` does the same for the master's database.
+#[test]
+fn the_master_migrate_command_applies_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("master.db");
+    let certs = dir.path().join("certs");
+    let made = std::process::Command::new(meridian_tests::process::master_binary())
+        .args(["certs", "init", "--sites", "london", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    // The Job runs with the master's own configuration; here, the least of it.
+    let out = std::process::Command::new(meridian_tests::process::master_binary())
+        .arg("migrate")
+        .env(
+            "MERIDIAN_MASTER_AUTH__PUBLIC_KEY_FILE",
+            certs.join("jwt-signing.pub.pem"),
+        )
+        .env(
+            "MERIDIAN_MASTER_DATABASE__URL",
+            format!("sqlite://{}?mode=rwc", db.display()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("migrations applied"), "{err}");
+    assert!(db.exists());
+}

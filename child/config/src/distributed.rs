@@ -89,7 +89,7 @@ pub fn worker_key(cfg: &SystemConfig) -> Result<Vec<u8>, ConfigError> {
 /// What `mode` needs before it starts; returns the worker key for the distributed modes.
 pub fn require(cfg: &SystemConfig, mode: RunMode) -> Result<Option<Vec<u8>>, ConfigError> {
     match mode {
-        RunMode::Single => Ok(None),
+        RunMode::Single | RunMode::Migrate => Ok(None),
         RunMode::Orchestrator => {
             let url = cfg.database_url();
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {

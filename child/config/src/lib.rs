@@ -309,4 +309,6 @@ pub enum RunMode {
     Orchestrator,
     /// Workers only, long-polling an orchestrator; no API, no database (distributed model).
     Worker,
+    /// Apply the database migrations and exit (a Kubernetes Job before a rollout).
+    Migrate,
 }

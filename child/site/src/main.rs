@@ -106,6 +106,14 @@ fn main() -> ExitCode {
             // No API and no database: a worker only talks to its orchestrators.
             return meridian_worker::remote::run(layers, shutdown).await;
         }
+        if mode == RunMode::Migrate {
+            // Opening the store applies the migrations (once, under a lock on
+            // PostgreSQL); nothing else starts.
+            let store = meridian_store::open(&preliminary.database_url(), 1).await?;
+            store.close().await;
+            eprintln!("meridian-child: migrations applied");
+            return Ok(());
+        }
         let opts = SiteOptions {
             layers,
             mode,
