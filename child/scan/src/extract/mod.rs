@@ -33,6 +33,7 @@ pub mod reasons {
     pub const PDF_UNREADABLE: &str = "unreadable PDF";
     pub const PDF_TOO_LARGE: &str = "PDF streams inflate past the site's limit";
     pub const DOCUMENT_UNREADABLE: &str = "unreadable office document";
+    pub const DOCUMENT_TRUNCATED: &str = "document truncated at the site's text limit";
     pub const SHEET_UNREADABLE: &str = "unreadable spreadsheet";
     pub const SHEET_TOO_LARGE: &str = "spreadsheet too large: more cells than the site reads";
     pub const SHEET_TRUNCATED: &str = "spreadsheet truncated at the site's text limit";

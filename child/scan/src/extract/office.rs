@@ -13,8 +13,13 @@ use super::{ExtractSettings, ocr, outcome, reasons, sheet, stream};
 use crate::classify::TextScanner;
 use crate::{ObjectScan, ScanError};
 
-/// Bytes of XML or media read from one archive member at most: a zip bomb stops here.
+/// Bytes of media read from one archive member at most: a zip bomb stops here.
 const MEMBER_LIMIT: u64 = 256 << 20;
+
+/// Bytes of a document's body XML read at most (its text is smaller still); past
+/// it the document ends `PARTIAL`. The parser may hold one text run of this size
+/// next to the text gathered so far, so this bounds a document's memory.
+pub const XML_LIMIT: u64 = 64 << 20;
 
 /// Embedded images OCR'd per document at most; a document carrying thousands ends
 /// `PARTIAL` instead of holding a worker for hours.
@@ -87,8 +92,17 @@ pub fn scan(
             ));
         }
     };
+    // The declared size is the most the archive reader inflates for the member.
+    let mut truncated = false;
     let text = match archive.by_name(member) {
-        Ok(f) => document_text(BufReader::new(f.take(MEMBER_LIMIT)), settings.tables),
+        Ok(f) => {
+            truncated = f.size() > XML_LIMIT;
+            document_text(
+                BufReader::new(f.take(XML_LIMIT)),
+                settings.tables,
+                truncated,
+            )
+        }
         Err(_) => None,
     };
     let Some(text) = text else {
@@ -98,6 +112,13 @@ pub fn scan(
         ));
     };
     stream::scan_text(&text, scanner, abort)?;
+    drop(text);
+    if truncated {
+        return Ok(outcome(
+            ObjectOutcome::Partial,
+            Some(reasons::DOCUMENT_TRUNCATED),
+        ));
+    }
     if !settings.tables {
         return Ok(outcome(ObjectOutcome::Complete, None));
     }
@@ -157,14 +178,19 @@ fn embedded_images(
 }
 
 /// The text of a WordprocessingML or OpenDocument body, one paragraph per line.
-/// `None` when the XML is malformed.
-fn document_text(reader: impl std::io::BufRead, tables: bool) -> Option<String> {
+/// `None` when the XML is malformed, unless it was `cut` at the size limit: then the
+/// text up to the cut.
+fn document_text(reader: impl std::io::BufRead, tables: bool, cut: bool) -> Option<String> {
     let mut xml = quick_xml::Reader::from_reader(reader);
     let mut buf = Vec::new();
     let mut out = String::new();
     let mut table_depth = 0usize;
     loop {
-        let event = xml.read_event_into(&mut buf).ok()?;
+        let event = match xml.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(_) if cut => return Some(out),
+            Err(_) => return None,
+        };
         let keep = tables || table_depth == 0;
         match event {
             Event::Start(e) => match e.local_name().as_ref() {
@@ -213,14 +239,14 @@ mod tests {
             <w:p><w:r><w:t>mail jane@example.com</w:t></w:r></w:p>
             <w:tbl><w:tr><w:tc><w:p><w:r><w:t>a&amp;b</w:t></w:r></w:p></w:tc></w:tr></w:tbl>
             <w:p><w:r><w:t>end</w:t></w:r></w:p></w:body></w:document>"#;
-        let with = document_text(xml.as_bytes(), true).unwrap();
+        let with = document_text(xml.as_bytes(), true, false).unwrap();
         assert!(with.contains("mail jane@example.com\n"), "{with:?}");
         assert!(with.contains("a&b"), "{with:?}");
-        let without = document_text(xml.as_bytes(), false).unwrap();
+        let without = document_text(xml.as_bytes(), false, false).unwrap();
         assert!(
             !without.contains("a&b") && without.contains("end"),
             "{without:?}"
         );
-        assert!(document_text("<a><b></a>".as_bytes(), true).is_none());
+        assert!(document_text("<a><b></a>".as_bytes(), true, false).is_none());
     }
 }
