@@ -5,6 +5,11 @@
 //! short-lived credentials with the key (a Kubernetes Secret mounted into orchestrator
 //! and worker pods alike) and sign a fresh one before the old one ends.
 //!
+//! Since whoever holds the key can sign any claims, the verifier does not take a
+//! credential's word for how long it lives: it refuses one whose lifetime
+//! (`exp - iat`) exceeds `worker.credential_ttl_seconds`, or whose `iat` lies in the
+//! future beyond the clock skew, so a leaked credential is worth minutes, not years.
+//!
 //! Neither the key nor a token ever appears in logs or error messages.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -69,7 +74,7 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[audience(site)]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
         Verifier {
             key: DecodingKey::from_secret(key),
@@ -78,8 +83,14 @@ impl Verifier {
     }
 
     /// The claims, or why the credential is refused (safe to show: no token text).
-    pub fn verify(&self, token: &str) -> Result<WorkerClaims, &'static str> {
-        jsonwebtoken::decode::<WorkerClaims>(token, &self.key, &self.validation)
+    /// `max_lifetime_seconds` is the longest `exp - iat` accepted
+    /// (`worker.credential_ttl_seconds`).
+    pub fn verify(
+        &self,
+        token: &str,
+        max_lifetime_seconds: u64,
+    ) -> Result<WorkerClaims, &'static str> {
+        let claims = jsonwebtoken::decode::<WorkerClaims>(token, &self.key, &self.validation)
             .map(|d| d.claims)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind as K;
@@ -93,7 +104,17 @@ impl Verifier {
                     K::MissingRequiredClaim(_) => "the worker credential lacks a required claim",
                     _ => "the worker credential is malformed",
                 }
-            })
+            })?;
+        let now = jsonwebtoken::get_current_timestamp();
+        if claims.iat > now.saturating_add(LEEWAY_SECONDS) {
+            return Err("the worker credential is issued in the future");
+        }
+        if claims.exp.saturating_sub(claims.iat) > max_lifetime_seconds {
+            return Err(
+                "the worker credential lives longer than worker.credential_ttl_seconds allows",
+            );
+        }
+        Ok(claims)
     }
 }
 
@@ -106,7 +127,7 @@ mod tests {
     #[test]
     fn a_fresh_credential_of_this_site_passes() {
         let v = Verifier::new(KEY, "london");
-        let c = v.verify(&mint(KEY, "london", "w1", 60)).unwrap();
+        let c = v.verify(&mint(KEY, "london", "w1", 60), 60).unwrap();
         assert_eq!(c.sub, "w1");
     }
 
@@ -114,23 +135,50 @@ mod tests {
     fn other_sites_expired_and_forged_credentials_fail() {
         let v = Verifier::new(KEY, "london");
         assert_eq!(
-            v.verify(&mint(KEY, "tokyo", "w1", 60)).unwrap_err(),
+            v.verify(&mint(KEY, "tokyo", "w1", 60), 900).unwrap_err(),
             "the worker credential is for another site"
         );
         assert_eq!(
-            v.verify(&mint(
-                b"another-key-another-key-another!",
-                "london",
-                "w1",
-                60
-            ))
+            v.verify(
+                &mint(b"another-key-another-key-another!", "london", "w1", 60),
+                900
+            )
             .unwrap_err(),
             "the worker credential is not signed with this site's key"
         );
         assert_eq!(
-            v.verify(&mint(KEY, "london", "w1", -3600)).unwrap_err(),
+            v.verify(&mint(KEY, "london", "w1", -3600), 900)
+                .unwrap_err(),
             "the worker credential has expired"
         );
-        assert!(v.verify("not-a-token").is_err());
+        assert!(v.verify("not-a-token", 900).is_err());
+    }
+
+    #[test]
+    fn a_credential_signed_for_longer_than_the_ttl_or_from_the_future_fails() {
+        let v = Verifier::new(KEY, "london");
+        assert!(v.verify(&mint(KEY, "london", "w1", 900), 900).is_ok());
+        assert_eq!(
+            v.verify(&mint(KEY, "london", "w1", 901), 900).unwrap_err(),
+            "the worker credential lives longer than worker.credential_ttl_seconds allows"
+        );
+        let now = jsonwebtoken::get_current_timestamp();
+        let later = WorkerClaims {
+            sub: "w1".into(),
+            iss: ISSUER.into(),
+            aud: audience("london"),
+            exp: now + 3700,
+            iat: now + 3600,
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &later,
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert_eq!(
+            v.verify(&token, 900).unwrap_err(),
+            "the worker credential is issued in the future"
+        );
     }
 }

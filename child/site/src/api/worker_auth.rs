@@ -1,6 +1,7 @@
 //! The worker credential as an extractor: handlers of the worker API receive the
-//! verified claims and never parse headers. No credential, an expired one, or one of
-//! another site is 401 and the handler does not run.
+//! verified claims and never parse headers. No credential, an expired one, one of
+//! another site, or one signed to live longer than `worker.credential_ttl_seconds`
+//! (or issued in the future) is 401 and the handler does not run.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -46,7 +47,8 @@ impl FromRequestParts<AppState> for WorkerAuth {
                 "a worker credential is required (Authorization: Bearer …)".into(),
             ));
         };
-        match remote.verifier.verify(token.trim()) {
+        let ttl = app.cfg().worker.credential_ttl_seconds;
+        match remote.verifier.verify(token.trim(), ttl) {
             Ok(claims) => Ok(WorkerAuth(claims)),
             Err(reason) => {
                 metrics::counter!("meridian_worker_auth_refused_total").increment(1);
