@@ -2,7 +2,8 @@
 # Runs every Meridian test, after making sure what the tests use is on the machine:
 # the PostgreSQL server (initdb, pg_ctl: the harness starts a throwaway cluster on
 # 127.0.0.1 unless DATABASE_URL is set), runuser (to run it as `postgres` when we
-# are root) and the OCR engine with English data (tesseract-ocr, tesseract-ocr-eng).
+# are root), the OCR engine with English data (tesseract-ocr, tesseract-ocr-eng) and
+# promtool (prometheus), which checks both services' /metrics.
 # As root with apt-get it installs what is missing; otherwise it stops at once and
 # prints the command to run. Extra arguments go to `cargo test` (e.g. `-- --nocapture`).
 set -euo pipefail
@@ -14,6 +15,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 if [ "$(id -u)" = 0 ] && ! command -v runuser >/dev/null 2>&1; then
   missing+=(util-linux)
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  missing+=(prometheus)
 fi
 if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -qx eng; then
   missing+=(tesseract-ocr tesseract-ocr-eng)
