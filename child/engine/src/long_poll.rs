@@ -122,8 +122,11 @@ impl RemoteWorkers {
         let lease = LeaseSpec {
             worker_id: worker_id.to_owned(),
             // Remote leases belong to the worker, not to this replica: a replica that
-            // restarts must not hand back leases its workers still hold.
-            node: worker_id.to_owned(),
+            // restarts must not hand back leases its workers still hold. The holder is
+            // namespaced (`worker:` + id; a node id has no `:`), so a worker that
+            // names itself after a replica cannot have its leases taken for that
+            // replica's when the replica starts up and releases its own.
+            node: format!("worker:{worker_id}"),
             lease_ms: (self.app.cfg().worker.task_timeout_seconds * 1000) as i64,
         };
         loop {
