@@ -2,17 +2,55 @@
 //! completions and failures. In-process workers' completions are batched by the
 //! completer; a remote worker's batch comes here ([`completed`]). Every call is fenced
 //! by the lease token; a stale one writes nothing.
+//!
+//! A worker holding a current lease is still not trusted with what it says: before
+//! anything is written, a discovered batch is checked against its task's phase, and a
+//! completion against its task's phase and object, with every finding checked for a
+//! known classifier, bounded strings and count, and a masked sample in which no
+//! classifier finds an unmasked value. A report that fails is refused whole
+//! ([`ReportError::Refused`]) and writes nothing.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use meridian_scan::classify::{self, ClassifierRef};
 use meridian_service::backoff::Backoff;
 use meridian_wire::task::FailureKind;
 
 use crate::app::App;
 use meridian_store::{
-    Completion, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, ReportOutcome,
-    StoreResult,
+    Completion, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, LeasedTask,
+    NewFinding, ReportOutcome, StoreError, StoreResult,
 };
+
+/// Largest count one finding may carry (matches of one classifier in one object).
+pub const MAX_FINDING_COUNT: i64 = 1_000_000_000;
+
+/// Longest location, in bytes: the scanner's longest is a list of
+/// `MAX_LINES_LISTED` line numbers, a database column's is its name.
+pub const MAX_LOCATION_BYTES: usize = 512;
+
+/// Longest masked sample, in bytes: a mask is about as long as the value it hides.
+pub const MAX_SAMPLE_BYTES: usize = 1024;
+
+/// Longest reason of a skipped or partial object (reasons are a small fixed set of
+/// short phrases).
+pub const MAX_REASON_BYTES: usize = 128;
+
+/// Why a report wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The report is not about what its lease is about, or a finding is not what a
+    /// scanner produces. Nothing of the report was written.
+    #[error("task {task_id}: {reason}")]
+    Refused { task_id: i64, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn refuse<T>(task_id: i64, reason: String) -> Result<T, ReportError> {
+    Err(ReportError::Refused { task_id, reason })
+}
 
 pub async fn heartbeat(app: &App, lease: &Lease) -> StoreResult<HeartbeatOutcome> {
     let lease_ms = (app.cfg().worker.task_timeout_seconds * 1000) as i64;
@@ -21,11 +59,23 @@ pub async fn heartbeat(app: &App, lease: &Lease) -> StoreResult<HeartbeatOutcome
     Ok(outcome)
 }
 
+/// Records a discovered batch; refused unless the lease is a `DISCOVERY` task's.
 pub async fn discovered(
     app: &App,
     lease: &Lease,
     batch: &DiscoveryBatch,
-) -> StoreResult<ReportOutcome> {
+) -> Result<ReportOutcome, ReportError> {
+    let leased = app.store.leased_tasks(std::slice::from_ref(lease)).await?;
+    if let Some(t) = leased.first().filter(|t| t.phase != "DISCOVERY") {
+        refused();
+        return refuse(
+            t.task_id,
+            format!(
+                "a {} task reported discovered objects; only a DISCOVERY task does",
+                t.phase
+            ),
+        );
+    }
     let outcome = app.store.record_discovery(lease, batch).await?;
     if outcome == ReportOutcome::Accepted {
         metrics::counter!("meridian_objects_discovered_total")
@@ -38,8 +88,14 @@ pub async fn discovered(
 }
 
 /// Completes a remote worker's batch in one transaction; one outcome per completion,
-/// in order (`LeaseLost` for those that wrote nothing).
-pub async fn completed(app: &App, batch: &[Completion]) -> StoreResult<Vec<ReportOutcome>> {
+/// in order (`LeaseLost` for those that wrote nothing). The whole batch is refused,
+/// and nothing written, when one completion is not about its task's object or holds
+/// a finding no scanner would produce.
+pub async fn completed(app: &App, batch: &[Completion]) -> Result<Vec<ReportOutcome>, ReportError> {
+    if let Err(e) = check_completions(app, batch).await {
+        refused();
+        return Err(e);
+    }
     let outcomes = app.store.complete(batch).await?;
     let refused = outcomes
         .iter()
@@ -52,6 +108,152 @@ pub async fn completed(app: &App, batch: &[Completion]) -> StoreResult<Vec<Repor
     }
     app.wake.finisher.notify_one();
     Ok(outcomes)
+}
+
+fn refused() {
+    metrics::counter!("meridian_reports_invalid_total").increment(1);
+}
+
+async fn check_completions(app: &App, batch: &[Completion]) -> Result<(), ReportError> {
+    let cfg = app.cfg();
+    let known = classify::known_names(&cfg.classifiers.custom);
+    let classifiers = classify::select(None, &cfg.classifiers.custom);
+    for c in batch {
+        for f in &c.findings {
+            check_finding(c.lease.task_id, f, &known, &classifiers)?;
+        }
+        if let Some(o) = &c.object
+            && o.reason
+                .as_ref()
+                .is_some_and(|r| r.len() > MAX_REASON_BYTES)
+        {
+            return refuse(
+                c.lease.task_id,
+                format!("the object's reason is longer than {MAX_REASON_BYTES} bytes"),
+            );
+        }
+    }
+    let leases: Vec<Lease> = batch.iter().map(|c| c.lease.clone()).collect();
+    let leased: HashMap<i64, LeasedTask> = app
+        .store
+        .leased_tasks(&leases)
+        .await?
+        .into_iter()
+        .map(|t| (t.task_id, t))
+        .collect();
+    // A completion whose lease is not current is left to the store, which refuses it
+    // as a lost lease.
+    for c in batch {
+        if let Some(t) = leased.get(&c.lease.task_id) {
+            check_scope(c, t)?;
+        }
+    }
+    Ok(())
+}
+
+/// A completion speaks only of its own task's object: none for a `DISCOVERY` task,
+/// the object its payload names for a `PROCESS` task.
+fn check_scope(c: &Completion, t: &LeasedTask) -> Result<(), ReportError> {
+    let id = t.task_id;
+    let Some(object) = t.object_id.filter(|_| t.phase == "PROCESS") else {
+        if c.object.is_some() || !c.findings.is_empty() {
+            return refuse(
+                id,
+                format!(
+                    "a {} task completes with no object outcome and no findings",
+                    t.phase
+                ),
+            );
+        }
+        return Ok(());
+    };
+    if let Some(o) = c.object.as_ref().filter(|o| o.object_id != object) {
+        return refuse(
+            id,
+            format!(
+                "the task scans object {object}; its completion gives the outcome of object {}",
+                o.object_id
+            ),
+        );
+    }
+    if let Some(f) = c.findings.iter().find(|f| f.object_id != object) {
+        return refuse(
+            id,
+            format!(
+                "the task scans object {object}; a finding names object {}",
+                f.object_id
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// A finding as a scanner makes it: a classifier of this site, a count in range,
+/// bounded strings, and a masked sample that is exactly the mask of any value a
+/// classifier finds in it (so no raw value can be stored under a finding).
+fn check_finding(
+    task_id: i64,
+    f: &NewFinding,
+    known: &[String],
+    classifiers: &[ClassifierRef],
+) -> Result<(), ReportError> {
+    let shown: String = f.classifier.chars().take(64).collect();
+    if !known.contains(&f.classifier) {
+        return refuse(
+            task_id,
+            format!("finding classifier `{shown}` is not a classifier of this site"),
+        );
+    }
+    if !(1..=MAX_FINDING_COUNT).contains(&f.count) {
+        return refuse(
+            task_id,
+            format!(
+                "a `{shown}` finding has count {}; allowed 1..={MAX_FINDING_COUNT}",
+                f.count
+            ),
+        );
+    }
+    if f.location.len() > MAX_LOCATION_BYTES {
+        return refuse(
+            task_id,
+            format!("a `{shown}` finding's location is longer than {MAX_LOCATION_BYTES} bytes"),
+        );
+    }
+    if !(f.confidence.is_finite() && (0.0..=1.0).contains(&f.confidence)) {
+        return refuse(
+            task_id,
+            format!("a `{shown}` finding's confidence is not between 0 and 1"),
+        );
+    }
+    let sample = &f.masked_sample;
+    if sample.len() > MAX_SAMPLE_BYTES {
+        return refuse(
+            task_id,
+            format!("a `{shown}` finding's masked_sample is longer than {MAX_SAMPLE_BYTES} bytes"),
+        );
+    }
+    let mut found = Vec::new();
+    for c in classifiers {
+        found.clear();
+        c.scan(sample, &mut found);
+        // A mask may keep part of what a classifier matches (a private key's header),
+        // but then the sample is that match's mask and nothing else; a match whose mask
+        // is not the whole sample is a value shown unmasked.
+        if found.iter().any(|m| {
+            sample
+                .get(m.start..m.end)
+                .is_none_or(|v| c.mask(v) != *sample)
+        }) {
+            return refuse(
+                task_id,
+                format!(
+                    "the masked_sample of a `{shown}` finding holds a value the `{}` classifier matches unmasked; raw values are never stored",
+                    c.name()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Fails a task; `attempt` is the attempt that failed (1-based) and sets the backoff.

@@ -1,6 +1,6 @@
-//! Leases: which tasks are pending, claiming them, and heartbeats that extend them.
-//! A lease is fenced by its token: a call with a token that is no longer current
-//! changes nothing.
+//! Leases: which tasks are pending, claiming them, heartbeats that extend them, and
+//! what a current lease is about (to check a worker's report against it). A lease is
+//! fenced by its token: a call with a token that is no longer current changes nothing.
 
 use crate::db::{List, args};
 use crate::store::{SqlStore, distinct};
@@ -66,4 +66,56 @@ pub(crate) async fn heartbeat(
         }
         Some((expires_at, _)) => HeartbeatOutcome::Extended { expires_at },
     })
+}
+
+/// What a task whose lease is current is about. A task's job, phase and object never
+/// change, so a report checked against these before it is written is checked against
+/// what the write (fenced by the token) will touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedTask {
+    pub task_id: i64,
+    pub job_id: String,
+    /// `DISCOVERY` or `PROCESS`.
+    pub phase: String,
+    /// The object a `PROCESS` task scans; `None` for `DISCOVERY`.
+    pub object_id: Option<i64>,
+}
+
+/// A row of the `leased_tasks` statement.
+#[derive(sqlx::FromRow)]
+struct LeaseRow {
+    id: i64,
+    job_id: String,
+    phase: String,
+    object_id: Option<i64>,
+    lease_token: Option<String>,
+}
+
+/// Those of `leases` that are current, with what their tasks are about; a lease whose
+/// token is not the task's current one is absent.
+pub(crate) async fn leased_tasks(s: &SqlStore, leases: &[Lease]) -> StoreResult<Vec<LeasedTask>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = List::Ints(leases.iter().map(|l| l.task_id).collect());
+    let rows: Vec<LeaseRow> =
+        s.db.read()
+            .await?
+            .link()
+            .all(s.sql.leased_tasks, args![ids])
+            .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            leases.iter().any(|l| {
+                l.task_id == r.id && r.lease_token.as_deref() == Some(l.lease_token.as_str())
+            })
+        })
+        .map(|r| LeasedTask {
+            task_id: r.id,
+            job_id: r.job_id,
+            phase: r.phase,
+            object_id: r.object_id,
+        })
+        .collect())
 }

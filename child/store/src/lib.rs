@@ -18,6 +18,7 @@ mod store;
 
 use async_trait::async_trait;
 
+pub use claims::LeasedTask;
 pub use meridian_wire::task::*;
 pub use open::open;
 pub use pg::hand_off_pending_on;
@@ -142,6 +143,10 @@ pub trait Store: Send + Sync + 'static {
     /// Leases those of `ids` that are still pending, in one statement, each with a
     /// fresh lease token. Tasks taken meanwhile by someone else are simply absent.
     async fn claim(&self, ids: &[i64], lease: &LeaseSpec) -> StoreResult<Vec<ClaimedTask>>;
+
+    /// Those of `leases` that are current, with what each task is about (job, phase,
+    /// object), so that a worker's report can be checked before it is written.
+    async fn leased_tasks(&self, leases: &[Lease]) -> StoreResult<Vec<LeasedTask>>;
 
     /// Extends a lease, or says it is lost.
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome>;

@@ -170,6 +170,10 @@ impl Store for SqlStore {
         claims::claim(self, ids, lease).await
     }
 
+    async fn leased_tasks(&self, leases: &[Lease]) -> StoreResult<Vec<LeasedTask>> {
+        claims::leased_tasks(self, leases).await
+    }
+
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome> {
         claims::heartbeat(self, lease, lease_ms).await
     }

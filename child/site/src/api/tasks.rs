@@ -2,7 +2,10 @@
 //! for work packets, the other calls report on a lease. Each report is fenced by its
 //! lease token in the same statement that writes (every report goes through the
 //! engine's `reports` to the store), so a report from a reaped lease writes nothing and gets 409
-//! `lease_lost`. A database outage is 503: the worker backs off and retries.
+//! `lease_lost`. A report that is not about its lease's task (another phase, another
+//! object) or holds a finding no scanner produces (unknown classifier, unbounded
+//! count or strings, an unmasked value) writes nothing and gets 422 naming what was
+//! wrong. A database outage is 503: the worker backs off and retries.
 
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use meridian_wire::time::rfc3339_from_millis;
 
 use super::worker_auth::WorkerAuth;
 use super::{ApiError, AppState};
-use meridian_engine::reports;
+use meridian_engine::reports::{self, ReportError};
 use meridian_service::extract::ApiJson;
 use meridian_store::{
     Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, ReportOutcome,
@@ -44,6 +47,18 @@ fn lease_lost(task_id: i64) -> ApiError {
             "task {task_id}: the lease is no longer current (reaped, finished or handed back); stop the task"
         ),
         details: Some(serde_json::json!({ "task_id": task_id })),
+    }
+}
+
+/// A refused report is the worker's fault (422, naming the task and what was wrong);
+/// a store failure answers as everywhere else.
+fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::Refused { task_id, .. } => ApiError::Unprocessable {
+            message: e.to_string(),
+            details: Some(serde_json::json!({ "task_id": task_id })),
+        },
+        ReportError::Store(e) => e.into(),
     }
 }
 
@@ -141,7 +156,10 @@ async fn update_task_progress(
         seq: req.seq,
         objects: req.objects,
     };
-    match reports::discovered(&app, &lease, &batch).await? {
+    match reports::discovered(&app, &lease, &batch)
+        .await
+        .map_err(report_error)?
+    {
         ReportOutcome::Accepted => Ok(Json(ProgressResponse { duplicate: false })),
         ReportOutcome::Duplicate => Ok(Json(ProgressResponse { duplicate: true })),
         ReportOutcome::LeaseLost => Err(lease_lost(req.task_id)),
@@ -172,7 +190,9 @@ async fn complete_task(
             findings: c.findings,
         })
         .collect();
-    let outcomes = reports::completed(&app, &batch).await?;
+    let outcomes = reports::completed(&app, &batch)
+        .await
+        .map_err(report_error)?;
     let mut answer = CompleteResponse::default();
     for (c, o) in batch.iter().zip(outcomes) {
         if o == ReportOutcome::LeaseLost {

@@ -72,6 +72,7 @@ pub(crate) struct Statements {
     pub claim_versions: bool,
     pub heartbeat: &'static str,
     pub touch_task: &'static str,
+    pub leased_tasks: &'static str,
     pub insert_progress: &'static str,
     pub insert_objects: &'static str,
     pub complete_tasks: &'static str,
@@ -105,6 +106,7 @@ impl Statements {
             claim_versions: d.claim_versions,
             heartbeat: r(HEARTBEAT),
             touch_task: r(TOUCH_TASK),
+            leased_tasks: r(LEASED_TASKS),
             insert_progress: r(INSERT_PROGRESS),
             insert_objects: r(d.insert_objects),
             complete_tasks: r(d.complete_tasks),
@@ -158,6 +160,11 @@ const HEARTBEAT: &str = "UPDATE tasks SET lease_expires_at = {now} + $3 \
 /// The fence of a discovered batch: the lease must be current.
 const TOUCH_TASK: &str = "UPDATE tasks SET last_progress_at = {now} \
      WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING job_id, data_source_id";
+
+/// What the tasks `$1` are about (job, phase, object) and their current lease token,
+/// to check a report against before it is written.
+const LEASED_TASKS: &str = "SELECT id, job_id, phase, object_id, lease_token \
+     FROM tasks WHERE id {in_list}";
 
 /// A batch's progress record; no row when this (task, attempt, seq) was recorded.
 const INSERT_PROGRESS: &str = "INSERT INTO progress_records \
