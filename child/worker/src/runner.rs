@@ -178,22 +178,38 @@ async fn execute(
     stop: &Arc<Stop>,
     scan_on: ScanOn,
 ) -> Result<ObjectScan, ScanError> {
-    let gone = || {
-        ScanError::Permanent("the task's data source is no longer configured at this site".into())
-    };
-    let ds: DataSourceConfig =
-        serde_json::from_value(packet.data_source.clone()).map_err(|_| gone())?;
-    // Credentials never travel in a packet: take the database source, secret
-    // included, from this site's configuration.
-    let ds = match ds {
-        DataSourceConfig::Postgres(p) => app.cfg().data_source(&p.id).cloned().ok_or_else(gone)?,
-        other => other,
-    };
+    // What to read is this worker's own configuration's business: the packet names a
+    // data source by id, and the source (a filesystem root, a database and its
+    // credentials, which never travel in a packet) is taken from this site's
+    // configuration. A packet naming a source this worker does not know, or naming
+    // it as another kind, is refused without reading anything.
+    let id = packet.data_source["id"].as_str().unwrap_or_default();
+    let kind = packet.data_source["kind"].as_str().unwrap_or_default();
+    let shown: String = id.chars().take(64).collect();
+    let ds = app
+        .cfg()
+        .data_source(id)
+        .filter(|ds| kind_of(ds) == kind)
+        .cloned()
+        .ok_or_else(|| {
+            ScanError::Permanent(format!(
+                "data source `{shown}` ({kind}) is not configured at this worker's site"
+            ))
+        })?;
     match packet.phase {
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
             .map(|()| ObjectScan::default()),
         Phase::Process => process(app, packet, ds, stop, scan_on).await,
+    }
+}
+
+/// A source's `kind` as a packet spells it.
+fn kind_of(ds: &DataSourceConfig) -> &'static str {
+    match ds {
+        DataSourceConfig::Filesystem(_) => "filesystem",
+        DataSourceConfig::Postgres(_) => "postgres",
+        DataSourceConfig::Synthetic(_) => "synthetic",
     }
 }
 
