@@ -101,6 +101,11 @@ pub const METRICS: &[(&str, Kind, &str)] = &[
         "Worker reports refused because their lease was lost.",
     ),
     (
+        "meridian_reports_invalid_total",
+        Kind::Counter,
+        "Worker reports refused (422) for not being about their lease's task or holding an invalid or unmasked finding.",
+    ),
+    (
         "meridian_objects_discovered_total",
         Kind::Counter,
         "Objects recorded by discovery tasks.",
