@@ -1,13 +1,17 @@
 //! One HTTP client per site. Over HTTPS it presents the master's certificate and
 //! accepts only a certificate naming that site; the clients are rebuilt when the
-//! certificate files change, so rotation needs no restart.
+//! certificate files change, so rotation needs no restart. The scheme is read from
+//! the strictly parsed URL, and an `https` site without the master's certificate is
+//! an error, so no spelling of a URL gets a client without the site-identity check.
+//! Clients never follow redirects: a site answering `start_job` with a redirect must
+//! not send the master, with its certificate, somewhere else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use meridian_service::tls::{self, FileWatch, TlsError};
+use meridian_service::tls::{self, TlsError};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClientTls, MasterConfig, SiteEntry};
@@ -41,14 +45,23 @@ fn build(
 ) -> Result<BTreeMap<String, SiteClient>, TlsError> {
     let mut out = BTreeMap::new();
     for site in sites {
+        let where_ = std::path::Path::new(&site.url);
+        let url = crate::config::site_url(&site.url).map_err(|e| TlsError::new(where_, e))?;
+        let https = url.scheme() == "https";
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(https)
             .user_agent(concat!("meridian-master/", env!("CARGO_PKG_VERSION")));
-        if site.url.starts_with("https://")
-            && let Some(t) = tls_cfg
-        {
+        if https {
+            let Some(t) = tls_cfg else {
+                return Err(TlsError::new(
+                    where_,
+                    "an https site needs the master's client certificate (tls.*)",
+                ));
+            };
             builder = builder.use_preconfigured_tls(tls::client_config(&t.files(), &site.name)?);
         }
         let http = builder.build().map_err(|e| {
@@ -94,24 +107,17 @@ impl SiteClients {
         let Some(tls_cfg) = self.tls.clone() else {
             return;
         };
-        let mut watch = FileWatch::new(&tls_cfg.files());
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(Duration::from_secs(tls_cfg.reload_interval_seconds)) => {}
-            }
-            if !watch.changed() {
-                continue;
-            }
-            match build(&self.sites, Some(&tls_cfg), self.timeout) {
-                Ok(new) => {
-                    self.current.store(Arc::new(new));
-                    tracing::info!("TLS files changed; calls to sites use the new certificate");
-                }
-                Err(e) => tracing::warn!(
-                    "TLS files changed but cannot be used yet ({e}); keeping the previous ones"
-                ),
-            }
-        }
+        tls::keep_current(
+            tls_cfg.files(),
+            Duration::from_secs(tls_cfg.reload_interval_seconds),
+            vec![tls::expiry::role::CLIENT],
+            stop,
+            || {
+                let new = build(&self.sites, Some(&tls_cfg), self.timeout)?;
+                self.current.store(Arc::new(new));
+                Ok(())
+            },
+        )
+        .await
     }
 }

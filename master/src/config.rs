@@ -44,6 +44,82 @@ pub struct MasterSection {
     pub retry_backoff_max_seconds: f64,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: u64,
+    /// The user API over HTTPS. Required when `listen` is not a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTlsConfig>,
+    /// When set, plain HTTP `/health`, `/ready` and `/metrics` (no data) for probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<String>,
+    /// A request head must be complete this long after its first byte (and a TLS
+    /// handshake after the accept), or the connection is closed.
+    pub header_read_timeout_seconds: u64,
+    /// A request body must be read this long after its head.
+    pub body_read_timeout_seconds: u64,
+    /// A keep-alive connection with nothing in flight is closed after this.
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once on each listener; more wait to be accepted.
+    pub max_connections: u32,
+}
+
+impl MasterSection {
+    pub fn limits(&self) -> meridian_service::tls::Limits {
+        use std::time::Duration;
+        meridian_service::tls::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections as usize,
+        }
+    }
+}
+
+/// `master.tls.*`: the user API's server certificate, and optionally the CA that
+/// client certificates must chain to (then they are required).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the files are checked for rotation.
+    #[serde(default = "default_reload")]
+    pub reload_interval_seconds: u64,
+}
+
+impl ServerTlsConfig {
+    /// The rustls configuration of the user API, errors naming the key.
+    pub fn server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, ConfigError> {
+        meridian_service::tls::server_config_with(
+            &self.cert_file,
+            &self.key_file,
+            self.client_ca_file.as_deref(),
+            true,
+        )
+        .map_err(|e| {
+            let key = if e.file == self.cert_file {
+                "master.tls.cert_file"
+            } else if e.file == self.key_file {
+                "master.tls.key_file"
+            } else {
+                "master.tls.client_ca_file"
+            };
+            ConfigError::new(key, e.to_string())
+        })
+    }
+
+    /// The files watched for rotation (the CA slot holds the client CA, or the
+    /// certificate again when there is none).
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            ca_file: self
+                .client_ca_file
+                .clone()
+                .unwrap_or_else(|| self.cert_file.clone()),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+        }
+    }
 }
 
 /// `database.*`
@@ -132,6 +208,12 @@ impl Default for MasterConfig {
                 catalog_refresh_seconds: 60.0,
                 retry_backoff_max_seconds: 60.0,
                 max_body_bytes: 1024 * 1024,
+                tls: None,
+                ops_listen: None,
+                header_read_timeout_seconds: 10,
+                body_read_timeout_seconds: 60,
+                idle_timeout_seconds: 60,
+                max_connections: 1024,
             },
             database: DatabaseConfig {
                 url: String::new(),
@@ -191,7 +273,7 @@ impl MasterConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let m = &self.master;
-        if m.listen.parse::<SocketAddr>().is_err() {
+        let Ok(listen) = m.listen.parse::<SocketAddr>() else {
             return Err(ConfigError::new(
                 "master.listen",
                 format!(
@@ -199,7 +281,8 @@ impl MasterConfig {
                     m.listen
                 ),
             ));
-        }
+        };
+        self.validate_listeners(listen)?;
         seconds(
             "master.poll_interval_seconds",
             m.poll_interval_seconds,
@@ -258,34 +341,16 @@ impl MasterConfig {
                     format!("site `{}` is listed twice", site.name),
                 ));
             }
-            let url = reqwest::Url::parse(&site.url).map_err(|e| {
-                ConfigError::new(
-                    format!("sites[{i}].url"),
-                    format!("value `{}` is not a URL: {e}", site.url),
-                )
-            })?;
-            match url.scheme() {
-                "https" => {
-                    if self.tls.is_none() {
-                        return Err(ConfigError::new(
-                            "tls",
-                            format!(
-                                "site `{}` is served over HTTPS, so the master needs its client certificate: set tls.ca_file, tls.cert_file and tls.key_file",
-                                site.name
-                            ),
-                        ));
-                    }
-                }
-                "http" if is_loopback(&url) => {}
-                other => {
-                    return Err(ConfigError::new(
-                        format!("sites[{i}].url"),
-                        format!(
-                            "scheme `{other}` of `{}` is not allowed; allowed: https:// (mutual TLS), or http:// on a loopback address",
-                            site.url
-                        ),
-                    ));
-                }
+            let url =
+                site_url(&site.url).map_err(|e| ConfigError::new(format!("sites[{i}].url"), e))?;
+            if url.scheme() == "https" && self.tls.is_none() {
+                return Err(ConfigError::new(
+                    "tls",
+                    format!(
+                        "site `{}` is served over HTTPS, so the master needs its client certificate: set tls.ca_file, tls.cert_file and tls.key_file",
+                        site.name
+                    ),
+                ));
             }
         }
         if let Some(tls) = &self.tls {
@@ -295,6 +360,77 @@ impl MasterConfig {
                 .map_err(|e| ConfigError::new(tls_key(tls, &e.file), e.to_string()))?;
         }
         self.validate_auth()
+    }
+
+    /// The user API's HTTPS rule, the probes' address, the connection bounds, and
+    /// the ranges whose zero would break the service (a reload loop that spins, a
+    /// body limit that refuses every POST).
+    fn validate_listeners(&self, listen: SocketAddr) -> Result<(), ConfigError> {
+        let m = &self.master;
+        match &m.tls {
+            Some(tls) => {
+                range(
+                    "master.tls.reload_interval_seconds",
+                    tls.reload_interval_seconds,
+                    1,
+                    3600,
+                )?;
+                tls.server_config()?;
+            }
+            None if !listen.ip().is_loopback() => {
+                return Err(ConfigError::new(
+                    "master.tls",
+                    format!(
+                        "master.listen `{}` is not a loopback address; plain HTTP is allowed only on \
+                         loopback, so set master.tls.cert_file and master.tls.key_file",
+                        m.listen
+                    ),
+                ));
+            }
+            None => {}
+        }
+        if let Some(ops) = &m.ops_listen
+            && ops.parse::<SocketAddr>().is_err()
+        {
+            return Err(ConfigError::new(
+                "master.ops_listen",
+                format!("value `{ops}` is not an address; allowed: IP:PORT, e.g. 0.0.0.0:9090"),
+            ));
+        }
+        range("master.max_body_bytes", m.max_body_bytes, 1024, 1 << 30)?;
+        range(
+            "master.header_read_timeout_seconds",
+            m.header_read_timeout_seconds,
+            1,
+            300,
+        )?;
+        range(
+            "master.body_read_timeout_seconds",
+            m.body_read_timeout_seconds,
+            1,
+            3600,
+        )?;
+        range(
+            "master.idle_timeout_seconds",
+            m.idle_timeout_seconds,
+            1,
+            3600,
+        )?;
+        range(
+            "master.max_connections",
+            m.max_connections.into(),
+            1,
+            65_536,
+        )?;
+        if let Some(tls) = &self.tls {
+            range(
+                "tls.reload_interval_seconds",
+                tls.reload_interval_seconds,
+                1,
+                3600,
+            )?;
+        }
+        Ok(())
     }
 
     fn validate_auth(&self) -> Result<(), ConfigError> {
@@ -330,6 +466,51 @@ fn tls_key(tls: &ClientTls, file: &Path) -> &'static str {
         "tls.cert_file"
     } else {
         "tls.key_file"
+    }
+}
+
+/// A site's base URL, strictly: nothing trimmed, the scheme exactly `https://` or
+/// (on a loopback host only) `http://`, a host, and no credentials, query or fragment.
+/// The URL parser would accept ` HTTPS://x` and lower-case it; such a spelling must
+/// not reach the choice of client, so it is refused here.
+pub fn site_url(raw: &str) -> Result<reqwest::Url, String> {
+    let allowed =
+        "allowed: https://HOST[:PORT][/PATH] (mutual TLS), or http:// on a loopback address";
+    if raw.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("value `{raw}` contains whitespace; {allowed}"));
+    }
+    let https = raw.starts_with("https://");
+    if !https && !raw.starts_with("http://") {
+        return Err(format!(
+            "value `{raw}` does not start with https:// or http://; {allowed}"
+        ));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|e| format!("value `{raw}` is not a URL: {e}"))?;
+    if url.host_str().is_none_or(str::is_empty)
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(format!(
+            "value `{raw}` must be a base URL with a host and no credentials, query or fragment"
+        ));
+    }
+    if !https && !is_loopback(&url) {
+        return Err(format!(
+            "value `{raw}` is plain HTTP to a host that is not loopback; {allowed}"
+        ));
+    }
+    Ok(url)
+}
+
+fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigError::out_of_range(
+            key, value, min as i64, max as i64,
+        ))
     }
 }
 

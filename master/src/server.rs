@@ -4,7 +4,8 @@
 //! from the configuration → site clients (TLS files loaded) → JWT verifier → bind.
 //! Run: catalog, dispatcher, poller, canceller and database-probe loops, each
 //! supervised (restarted with backoff after an error or a panic, shown in `/health`),
-//! then the API. Everything the loops act on is in the database, so a restart
+//! then the user API (HTTPS when `master.tls` is set) and, when `master.ops_listen`
+//! is set, the probes on plain HTTP; both bound their connections. Everything the loops act on is in the database, so a restart
 //! resumes where the last run stopped.
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use meridian_service::failpoints::Failpoints;
 use meridian_service::health::Health;
 use meridian_service::supervisor::{BackgroundLoop, Tick, supervise};
+use meridian_service::tls::{self, ServerTls, server};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +35,7 @@ use crate::store::Store;
 pub struct MasterServer {
     master: Arc<Master>,
     listener: TcpListener,
+    ops: Option<TcpListener>,
 }
 
 impl MasterServer {
@@ -67,6 +70,17 @@ impl MasterServer {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
+        let ops = match &cfg.master.ops_listen {
+            Some(a) => {
+                let addr: SocketAddr = a.parse().context("master.ops_listen")?;
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} (master.ops_listen)"))?,
+                )
+            }
+            None => None,
+        };
         let master = Arc::new(Master {
             cfg,
             store,
@@ -80,13 +94,22 @@ impl MasterServer {
             started,
         });
         master.health.healthy(component::DATABASE);
-        Ok(MasterServer { master, listener })
+        Ok(MasterServer {
+            master,
+            listener,
+            ops,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
             .expect("bound socket has an address")
+    }
+
+    /// The probes' address, when `master.ops_listen` is set.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn master(&self) -> Arc<Master> {
@@ -98,6 +121,7 @@ impl MasterServer {
         let MasterServer {
             master: m,
             listener,
+            ops,
         } = self;
         let addr = listener.local_addr()?;
         let loops = CancellationToken::new();
@@ -135,21 +159,66 @@ impl MasterServer {
             )));
         }
         tasks.push(tokio::spawn(watch_tls(m.clone(), loops.clone())));
+        let loops_for_tls = loops.clone();
         let api_stop = CancellationToken::new();
-        let server = {
-            let router = api::router(m.clone());
-            let stop = api_stop.clone();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
+        let limits = m.cfg.master.limits();
+        let mut servers = Vec::new();
+        let scheme = match &m.cfg.master.tls {
+            Some(tls_cfg) => {
+                let server_tls = ServerTls::new(tls_cfg.server_config()?);
+                servers.push(server::spawn(
+                    listener,
+                    api::router(m.clone()),
+                    Some(server_tls.clone()),
+                    limits,
+                    api_stop.clone(),
+                ));
+                let t = tls_cfg.clone();
+                tasks.push(tokio::spawn(async move {
+                    tls::keep_current(
+                        t.files(),
+                        Duration::from_secs(t.reload_interval_seconds),
+                        vec![tls::expiry::role::MASTER_API],
+                        loops_for_tls,
+                        || {
+                            let cfg = t.server_config().map_err(|e| {
+                                tls::TlsError::new(std::path::Path::new(&e.key), e.message)
+                            })?;
+                            server_tls.rotate(cfg);
+                            Ok(())
+                        },
+                    )
                     .await
-            })
+                }));
+                "https"
+            }
+            None => {
+                servers.push(server::spawn(
+                    listener,
+                    api::router(m.clone()),
+                    None,
+                    limits,
+                    api_stop.clone(),
+                ));
+                "http"
+            }
         };
+        let ops_addr = ops.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(l) = ops {
+            servers.push(server::spawn(
+                l,
+                api::ops_router(m.clone()),
+                None,
+                limits,
+                api_stop.clone(),
+            ));
+        }
         m.health.healthy(component::API);
         tracing::info!(
             sites = m.cfg.sites.len(),
             startup_ms = m.started.elapsed().as_millis() as u64,
-            "master ready on http://{addr}"
+            ops = ?ops_addr,
+            "master ready on {scheme}://{addr}"
         );
         shutdown.cancelled().await;
         tracing::info!("master shutting down");
@@ -158,7 +227,9 @@ impl MasterServer {
         for t in tasks {
             let _ = t.await;
         }
-        let _ = server.await;
+        for server in servers {
+            let _ = server.await;
+        }
         m.store.close().await;
         tracing::info!("shutdown complete");
         Ok(())

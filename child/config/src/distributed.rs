@@ -61,7 +61,53 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             format!("value `{url}` is not a URL; allowed: http://HOST:PORT or https://HOST:PORT"),
         ));
     }
+    if let Some(ops) = &w.ops_listen {
+        crate::validate::address("worker.ops_listen", ops)?;
+    }
+    if let Some(tls) = &w.tls
+        && tls.cert_file.is_some() != tls.key_file.is_some()
+    {
+        return Err(ConfigError::new(
+            "worker.tls.cert_file",
+            "worker.tls.cert_file and worker.tls.key_file go together; set both or neither",
+        ));
+    }
+    if url.starts_with("https://") && w.tls.is_none() {
+        return Err(ConfigError::new(
+            "worker.tls.ca_file",
+            format!(
+                "worker.orchestrator_url `{url}` is https, so the worker needs the CA the site's \
+                 certificate chains to: set worker.tls.ca_file"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The worker's TLS configuration towards an `https://` orchestrator URL, its files
+/// loaded now (at start-up of `--mode worker`), or `None` for plain HTTP.
+pub fn worker_tls(cfg: &SystemConfig) -> Result<Option<rustls::ClientConfig>, ConfigError> {
+    let w = &cfg.worker;
+    let Some(tls) = &w.tls else { return Ok(None) };
+    if !w.orchestrator_url.starts_with("https://") {
+        return Ok(None);
+    }
+    let identity = match (&tls.cert_file, &tls.key_file) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => None,
+    };
+    meridian_service::tls::worker_client_config(&tls.ca_file, identity, &cfg.site.name)
+        .map(Some)
+        .map_err(|e| {
+            let key = if e.file == tls.ca_file {
+                "worker.tls.ca_file"
+            } else if Some(&e.file) == tls.cert_file.as_ref() {
+                "worker.tls.cert_file"
+            } else {
+                "worker.tls.key_file"
+            };
+            ConfigError::new(key, e.to_string())
+        })
 }
 
 /// The worker key from the environment variable named by `worker.auth_key_env`. The

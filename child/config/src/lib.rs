@@ -105,6 +105,13 @@ pub struct WorkerConfig {
     pub auth_key_env: String,
     /// Lifetime of a worker credential; workers sign a fresh one before it ends.
     pub credential_ttl_seconds: u64,
+    /// `--mode worker`: trust for an `https://` orchestrator URL, and the worker's
+    /// optional client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<WorkerTlsConfig>,
+    /// `--mode worker`: plain HTTP `/health`, `/ready`, `/metrics` for probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<String>,
 }
 
 /// `job.*`
@@ -158,10 +165,53 @@ pub struct ApiConfig {
     pub listen: String,
     /// Larger request bodies are refused with 413.
     pub max_body_bytes: u64,
+    /// When set, the worker API (`/get_task` …) is served here and no longer on
+    /// `listen`: HTTPS with the site's certificate when `tls` is set (workers
+    /// authenticate with their bearer credential), plain HTTP only on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_listen: Option<String>,
+    /// When set, plain HTTP `/health`, `/ready` and `/metrics` (no data) for probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops_listen: Option<String>,
+    /// A request head must be complete this long after its first byte (and a TLS
+    /// handshake after the accept), or the connection is closed.
+    pub header_read_timeout_seconds: u64,
+    /// A request body must be read this long after its head.
+    pub body_read_timeout_seconds: u64,
+    /// A keep-alive connection with nothing in flight is closed after this.
+    pub idle_timeout_seconds: u64,
+    /// Connections served at once on each listener; more wait to be accepted.
+    pub max_connections: u32,
     /// HTTPS with required client certificates (mutual TLS). Absent: plain HTTP,
     /// which is allowed only on a loopback address of a site outside a federation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ApiTlsConfig>,
+}
+
+impl ApiConfig {
+    /// The connection bounds of every listener of the site.
+    pub fn limits(&self) -> meridian_service::tls::Limits {
+        use std::time::Duration;
+        meridian_service::tls::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_seconds),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections as usize,
+        }
+    }
+}
+
+/// `worker.tls.*`: how a remote worker reaches an `https://` orchestrator URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerTlsConfig {
+    /// The CA the site's certificate chains to; the certificate must name `site.name`.
+    pub ca_file: PathBuf,
+    /// The worker's own certificate, presented when set (with `key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `api.tls.*`: the site's certificate and who may call it.
@@ -246,6 +296,8 @@ impl Default for SystemConfig {
                 drain_seconds: 30,
                 auth_key_env: "MERIDIAN_WORKER_AUTH_KEY".into(),
                 credential_ttl_seconds: 900,
+                tls: None,
+                ops_listen: None,
             },
             job: JobConfig {
                 failure_threshold_percent: 10.0,
@@ -268,6 +320,12 @@ impl Default for SystemConfig {
             api: ApiConfig {
                 listen: "127.0.0.1:8080".into(),
                 max_body_bytes: 1024 * 1024,
+                worker_listen: None,
+                ops_listen: None,
+                header_read_timeout_seconds: 10,
+                body_read_timeout_seconds: 60,
+                idle_timeout_seconds: 60,
+                max_connections: 1024,
                 tls: None,
             },
             database: DatabaseConfig {

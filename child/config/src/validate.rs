@@ -129,6 +129,7 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
             ),
         ));
     }
+    validate_listeners(cfg)?;
     validate_tls(cfg)?;
     if !is_site_name(&cfg.site.name) {
         return Err(ConfigError::new(
@@ -261,6 +262,53 @@ fn validate_data_sources(sources: &[DataSourceConfig]) -> Result<(), ConfigError
         }
     }
     Ok(())
+}
+
+/// The optional listeners and the connection bounds every listener applies.
+fn validate_listeners(cfg: &SystemConfig) -> Result<(), ConfigError> {
+    let a = &cfg.api;
+    range(
+        "api.header_read_timeout_seconds",
+        a.header_read_timeout_seconds,
+        1,
+        300,
+    )?;
+    range(
+        "api.body_read_timeout_seconds",
+        a.body_read_timeout_seconds,
+        1,
+        3600,
+    )?;
+    range("api.idle_timeout_seconds", a.idle_timeout_seconds, 1, 3600)?;
+    range("api.max_connections", a.max_connections.into(), 1, 65_536)?;
+    for (key, value) in [
+        ("api.worker_listen", &a.worker_listen),
+        ("api.ops_listen", &a.ops_listen),
+    ] {
+        let Some(value) = value else { continue };
+        let addr = address(key, value)?;
+        if key == "api.worker_listen" && a.tls.is_none() && !addr.ip().is_loopback() {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "`{value}` is not a loopback address; the worker API carries credentials, so \
+                     plain HTTP is allowed only on loopback: set api.tls (its certificate serves \
+                     the worker API too)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `value` as a socket address, or an error naming `key`.
+pub(crate) fn address(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse::<SocketAddr>().map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("value `{value}` is not an address; allowed: IP:PORT, e.g. 0.0.0.0:9090"),
+        )
+    })
 }
 
 /// HTTPS rules: a federated site or one listening beyond loopback must have its TLS

@@ -60,8 +60,15 @@ impl SiteOptions {
 /// A built site: configuration valid, database migrated, socket bound.
 pub struct Site {
     app: Arc<App>,
-    listener: TcpListener,
+    listeners: serve::Listeners,
     completions: Arc<Inbox>,
+}
+
+async fn bind(key: &str, value: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = value.parse().context(key.to_owned())?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
 }
 
 impl Site {
@@ -89,10 +96,17 @@ impl Site {
                 "handed back {released} tasks leased by a previous run of this node"
             );
         }
-        let addr: SocketAddr = cfg.api.listen.parse().context("api.listen")?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        let listeners = serve::Listeners {
+            api: bind("api.listen", &cfg.api.listen).await?,
+            worker: match &cfg.api.worker_listen {
+                Some(a) => Some(bind("api.worker_listen", a).await?),
+                None => None,
+            },
+            ops: match &cfg.api.ops_listen {
+                Some(a) => Some(bind("api.ops_listen", a).await?),
+                None => None,
+            },
+        };
         let (completer, completions) = CompleterHandle::channel();
         let app = Arc::new(App {
             store,
@@ -123,15 +137,32 @@ impl Site {
         }
         Ok(Site {
             app,
-            listener,
+            listeners,
             completions,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
+        self.listeners
+            .api
             .local_addr()
             .expect("bound socket has an address")
+    }
+
+    /// The worker API's own address, when `api.worker_listen` is set.
+    pub fn worker_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .worker
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The probes' address, when `api.ops_listen` is set.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .ops
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     pub fn app(&self) -> Arc<App> {
@@ -142,11 +173,13 @@ impl Site {
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Site {
             app,
-            listener,
+            listeners,
             completions,
         } = self;
         let cfg = app.cfg();
-        let addr = listener.local_addr()?;
+        let addr = listeners.api.local_addr()?;
+        let worker_addr = listeners.worker.as_ref().and_then(|l| l.local_addr().ok());
+        let ops_addr = listeners.ops.as_ref().and_then(|l| l.local_addr().ok());
         let loops = CancellationToken::new();
         let tracker = TaskTracker::new();
 
@@ -224,9 +257,9 @@ impl Site {
         } else {
             "http"
         };
-        let server = serve::spawn(
+        let servers = serve::spawn(
             app.clone(),
-            listener,
+            listeners,
             api_stop.clone(),
             &tracker,
             loops.clone(),
@@ -254,6 +287,8 @@ impl Site {
             site = %cfg.site.name,
             workers = threads,
             startup_ms = app.started.elapsed().as_millis() as u64,
+            worker_api = ?worker_addr,
+            ops = ?ops_addr,
             "site {} ready on {scheme}://{addr}",
             cfg.site.name,
         );
@@ -303,10 +338,12 @@ impl Site {
         loops.cancel();
         tracker.close();
         tracker.wait().await;
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("API server ended with an error: {e}"),
-            Err(e) => tracing::warn!("API server task failed: {e}"),
+        for server in servers {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("API server ended with an error: {e}"),
+                Err(e) => tracing::warn!("API server task failed: {e}"),
+            }
         }
         let handed_back = app
             .store

@@ -72,18 +72,33 @@ impl std::fmt::Debug for OrchestratorClient {
 }
 
 impl OrchestratorClient {
+    /// `tls` is the trust (and optional client certificate) for an `https://` base
+    /// URL; an `https://` base without it is refused rather than trusting the
+    /// system's roots, since the site's certificate is issued by the site's own CA.
     pub fn new(
         base: &str,
+        tls: Option<rustls::ClientConfig>,
         key: Vec<u8>,
         site: &str,
         worker_id: String,
         ttl_seconds: u64,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let https = base.starts_with("https://");
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
-            .build()?;
+            // A credential must never be replayed to wherever a redirect points.
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(https);
+        match tls {
+            Some(cfg) if https => builder = builder.use_preconfigured_tls(cfg),
+            None if https => {
+                anyhow::bail!("orchestrator URL {base} is https but no worker.tls.ca_file is set")
+            }
+            _ => {}
+        }
+        let http = builder.build()?;
         Ok(OrchestratorClient {
             http,
             base: base.trim_end_matches('/').to_owned(),

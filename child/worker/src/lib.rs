@@ -8,6 +8,7 @@
 pub mod client;
 pub mod heartbeat;
 pub mod memory;
+pub mod ops;
 pub mod remote;
 pub mod reporter;
 pub mod runner;

@@ -10,6 +10,7 @@
 //! `worker.drain_seconds` to finish, hand back the rest, flush completions, exit 0.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,8 +43,33 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
     let key = distributed::require(&cfg, RunMode::Worker)?.unwrap_or_default();
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let worker_id = format!("{}-{}", cfg.node.id, &suffix[..12]);
+    let tls = distributed::worker_tls(&cfg)?;
+    if let Some(cert) = cfg.worker.tls.as_ref().and_then(|t| t.cert_file.clone()) {
+        let roles = vec![meridian_service::tls::expiry::role::CLIENT];
+        let stop = shutdown.clone();
+        let files = meridian_service::tls::TlsFiles {
+            ca_file: cert.clone(),
+            cert_file: cert,
+            key_file: Default::default(),
+        };
+        // The client certificate is read at start; the loop keeps its expiry gauge.
+        tokio::spawn(meridian_service::tls::keep_current(
+            files,
+            Duration::from_secs(30),
+            roles,
+            stop,
+            || Ok(()),
+        ));
+    }
+    let status = crate::ops::Status::new(worker_id.clone());
+    let probes_stop = CancellationToken::new();
+    let probes = match &cfg.worker.ops_listen {
+        Some(addr) => Some(crate::ops::spawn(addr, status.clone(), probes_stop.clone()).await?),
+        None => None,
+    };
     let client = Arc::new(OrchestratorClient::new(
         &cfg.worker.orchestrator_url,
+        tls,
         key,
         &cfg.site.name,
         worker_id.clone(),
@@ -93,6 +119,7 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
         };
         match polled {
             Ok(packets) => {
+                status.reachable.store(true, Ordering::Relaxed);
                 if failures > 0 {
                     tracing::info!("orchestrator reachable again after {failures} failed polls");
                 }
@@ -141,6 +168,9 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
                 pause(&shutdown, RECONNECT.delay(failures.max(8))).await;
             }
             Err(e) => {
+                status
+                    .reachable
+                    .store(!matches!(e, CallError::Unreachable(_)), Ordering::Relaxed);
                 failures += 1;
                 let delay = RECONNECT.delay(failures);
                 if failures == 1 || failures.is_multiple_of(10) {
@@ -155,6 +185,7 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
         while running.try_join_next().is_some() {}
     }
 
+    status.draining.store(true, Ordering::Relaxed);
     let drain = Duration::from_secs(cfg.worker.drain_seconds);
     tracing::info!(
         running = running.len(),
@@ -181,6 +212,10 @@ pub async fn run(layers: ConfigLayers, shutdown: CancellationToken) -> anyhow::R
         tracing::warn!(
             "completions not delivered in time; their leases will expire and the tasks re-run"
         );
+    }
+    probes_stop.cancel();
+    if let Some(p) = probes {
+        let _ = p.await;
     }
     tracing::info!("worker {worker_id} stopped");
     Ok(())

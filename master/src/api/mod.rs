@@ -49,6 +49,16 @@ pub fn router(m: Arc<Master>) -> Router {
         .with_state(MasterState(m))
 }
 
+/// `/health`, `/ready` and `/metrics` alone, for `master.ops_listen`.
+pub fn ops_router(m: Arc<Master>) -> Router {
+    Router::new()
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(MasterState(m))
+}
+
 /// Store failures as API errors: an outage is 503, anything else 500 without detail.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {

@@ -30,14 +30,42 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The whole site API.
+/// The whole site API, on `api.listen` when `api.worker_listen` is not set.
 pub fn router(app: Arc<App>) -> Router {
+    finish(
+        Router::new()
+            .merge(jobs::router())
+            .merge(catalog::router())
+            .merge(ops::router())
+            .merge(tasks::router()),
+        app,
+    )
+}
+
+/// The site API without the worker API (`api.listen` when `api.worker_listen` is set).
+pub fn site_router(app: Arc<App>) -> Router {
+    finish(
+        Router::new()
+            .merge(jobs::router())
+            .merge(catalog::router())
+            .merge(ops::router()),
+        app,
+    )
+}
+
+/// The worker API alone (`api.worker_listen`).
+pub fn worker_router(app: Arc<App>) -> Router {
+    finish(tasks::router(), app)
+}
+
+/// `/health`, `/ready` and `/metrics` alone (`api.ops_listen`).
+pub fn ops_router(app: Arc<App>) -> Router {
+    finish(ops::router(), app)
+}
+
+fn finish(routes: Router<AppState>, app: Arc<App>) -> Router {
     let limit = app.cfg().api.max_body_bytes as usize;
-    Router::new()
-        .merge(jobs::router())
-        .merge(catalog::router())
-        .merge(ops::router())
-        .merge(tasks::router())
+    routes
         .fallback(meridian_service::api_error::not_found)
         .method_not_allowed_fallback(meridian_service::api_error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

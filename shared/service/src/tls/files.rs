@@ -44,7 +44,7 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(super) fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| TlsError::new(path, e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -53,6 +53,12 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(TlsError::new(path, "holds no PEM certificate"));
     }
     Ok(certs)
+}
+
+pub(super) fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    // The parse error of a key file could quote key material; say only what failed.
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|_| TlsError::new(path, "holds no readable PEM private key"))
 }
 
 impl TlsFiles {
@@ -65,9 +71,7 @@ impl TlsFiles {
     }
 
     pub fn key(&self) -> Result<PrivateKeyDer<'static>, TlsError> {
-        // The parse error of a key file could quote key material; say only what failed.
-        PrivateKeyDer::from_pem_file(&self.key_file)
-            .map_err(|_| TlsError::new(&self.key_file, "holds no readable PEM private key"))
+        key(&self.key_file)
     }
 
     /// Every file, for change detection.
