@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::{CancelState, DispatchState, JobRow, SiteJobRow, SiteRow};
 
 /// The overall state of a federated job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OverallState {
     Pending,
@@ -130,7 +130,7 @@ pub fn overall_state(site_jobs: &[SiteJobRow], cancel_requested: bool) -> Overal
 }
 
 /// One site's line in the unified view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteView {
     pub site: String,
     pub data_sources: Vec<String>,
@@ -155,7 +155,7 @@ pub struct SiteView {
 }
 
 /// The unified view of a job (`GET /api/v1/jobs/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job_id: String,
     pub name: String,
@@ -172,7 +172,7 @@ pub struct JobView {
     pub sites: Vec<SiteView>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskTotals {
     pub total: i64,
     pub by_state: BTreeMap<String, i64>,

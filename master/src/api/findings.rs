@@ -1,33 +1,61 @@
 //! Findings of a job, fetched from its sites on demand: they stay at the sites and
 //! are already masked there. One page walks the sites in name order; the cursor
-//! says which site and where in its list the next page starts.
+//! says which site and where in its list the next page starts. As CSV or JSON Lines
+//! (`Accept` or `?format=`) the answer streams every finding of every site.
 
+use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use meridian_service::ApiError;
 use meridian_service::extract::ApiQuery;
 use meridian_wire::{Finding, Page};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Caller, MasterState, store_error};
 use crate::auth::Role;
 use crate::remote::{self, Remote};
 use crate::store::DispatchState;
 
-pub fn router() -> Router<MasterState> {
-    Router::new().route("/jobs/{job_id}/findings", get(findings))
+pub fn router() -> OpenApiRouter<MasterState> {
+    OpenApiRouter::new().routes(routes!(findings))
 }
 
-#[derive(Debug, Deserialize)]
+/// Rows fetched from a site per call while exporting.
+const EXPORT_PAGE: i64 = 1000;
+
+/// How the findings are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One page (`Page<SiteFinding>`).
+    Json,
+    /// Every finding, one CSV row each, after a header row.
+    Csv,
+    /// Every finding, one JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct Query {
+    /// `next_cursor` of the previous page (JSON only).
     cursor: Option<String>,
+    /// Page size, 1..=1000 (JSON only).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Overrides `Accept`: `json`, `csv` or `jsonl`.
+    format: Option<Format>,
 }
 
 /// A finding and the site it was found at.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteFinding {
     pub site: String,
     #[serde(flatten)]
@@ -42,12 +70,102 @@ fn parse_cursor(c: &str) -> Result<(String, Option<String>), ApiError> {
     Ok((site.to_owned(), (!rest.is_empty()).then(|| rest.to_owned())))
 }
 
+/// The site path of one page of findings; the site's cursor is opaque to the master,
+/// so it is escaped rather than trusted to be URL-safe.
+pub fn site_findings_path(job_id: &str, want: i64, cursor: Option<&str>) -> String {
+    let id = utf8_percent_encode(job_id, NON_ALPHANUMERIC);
+    let mut path = format!("/jobs/{id}/findings?limit={want}");
+    if let Some(c) = cursor {
+        path.push_str("&cursor=");
+        path.push_str(&utf8_percent_encode(c, NON_ALPHANUMERIC).to_string());
+    }
+    path
+}
+
+fn format_of(q: Option<Format>, headers: &HeaderMap) -> Format {
+    if let Some(f) = q {
+        return f;
+    }
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept.contains("text/csv") {
+        Format::Csv
+    } else if accept.contains("application/x-ndjson") || accept.contains("application/jsonl") {
+        Format::Jsonl
+    } else {
+        Format::Json
+    }
+}
+
+/// One page of one site's findings (an unknown job there is an empty page).
+async fn site_page(
+    m: &MasterState,
+    id: &str,
+    site: &str,
+    cursor: Option<&str>,
+    want: i64,
+) -> Result<Page<Finding>, ApiError> {
+    let client = m
+        .clients
+        .get(site)
+        .ok_or_else(|| ApiError::Unavailable(format!("site `{site}` is not configured")))?;
+    let url = client.endpoint(&site_findings_path(id, want, cursor));
+    match remote::read::<Page<Finding>>(client.http.get(url).send().await).await {
+        Remote::Ok(p) => Ok(p),
+        Remote::Refused { status: 404, .. } => Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        }),
+        Remote::Refused { status, message } => Err(ApiError::Unavailable(format!(
+            "site `{site}` refused to list findings (HTTP {status}): {message}"
+        ))),
+        Remote::Retry(why) => Err(ApiError::Unavailable(format!(
+            "site `{site}` is unreachable ({why}); its findings stay at the site, retry later"
+        ))),
+    }
+}
+
+/// The sites holding a part of job `id`, in name order; 404 when the job is unknown.
+async fn job_sites(m: &MasterState, id: &str) -> Result<Vec<String>, ApiError> {
+    if m.store.job(id).await.map_err(store_error)?.is_none() {
+        return Err(ApiError::NotFound(format!("job {id} does not exist")));
+    }
+    Ok(m.store
+        .site_jobs(id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|sj| sj.dispatch_state == DispatchState::Dispatched)
+        .map(|sj| sj.site)
+        .collect())
+}
+
+/// The masked findings of a job across its sites: one page as JSON, or all of them
+/// streamed as CSV (`Accept: text/csv`, `?format=csv`) or JSON Lines
+/// (`Accept: application/x-ndjson`, `?format=jsonl`).
+#[utoipa::path(
+    get, path = "/jobs/{job_id}/findings", tag = "findings",
+    params(("job_id" = String, Path, description = "The job's id"), Query),
+    responses(
+        (status = 200, description = "A page, or the whole export", content(
+            (Page<SiteFinding> = "application/json"),
+            (String = "text/csv"),
+            (SiteFinding = "application/x-ndjson"),
+        )),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+        (status = 422, description = "limit out of range (`invalid`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+    security(("bearer" = ["viewer"])),
+)]
 async fn findings(
     State(m): State<MasterState>,
     caller: Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<Query>,
-) -> Result<Json<Page<SiteFinding>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Viewer)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -56,18 +174,11 @@ async fn findings(
             details: Some(serde_json::json!({"field": "limit"})),
         });
     }
-    if m.store.job(&id).await.map_err(store_error)?.is_none() {
-        return Err(ApiError::NotFound(format!("job {id} does not exist")));
+    let format = format_of(q.format, &headers);
+    let sites = job_sites(&m, &id).await?;
+    if format != Format::Json {
+        return export(m, id, sites, format).await;
     }
-    let sites: Vec<String> = m
-        .store
-        .site_jobs(&id)
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .filter(|sj| sj.dispatch_state == DispatchState::Dispatched)
-        .map(|sj| sj.site)
-        .collect();
     let (mut index, mut site_cursor) = match &q.cursor {
         None => (0, None),
         Some(c) => {
@@ -81,32 +192,8 @@ async fn findings(
     let mut items = Vec::new();
     while index < sites.len() && (items.len() as i64) < limit {
         let site = &sites[index];
-        let client = m
-            .clients
-            .get(site)
-            .ok_or_else(|| ApiError::Unavailable(format!("site `{site}` is not configured")))?;
         let want = limit - items.len() as i64;
-        let mut url = client.endpoint(&format!("/jobs/{id}/findings?limit={want}"));
-        if let Some(c) = &site_cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let page = match remote::read::<Page<Finding>>(client.http.get(url).send().await).await {
-            Remote::Ok(p) => p,
-            Remote::Refused { status: 404, .. } => Page {
-                items: vec![],
-                next_cursor: None,
-            },
-            Remote::Refused { status, message } => {
-                return Err(ApiError::Unavailable(format!(
-                    "site `{site}` refused to list findings (HTTP {status}): {message}"
-                )));
-            }
-            Remote::Retry(why) => {
-                return Err(ApiError::Unavailable(format!(
-                    "site `{site}` is unreachable ({why}); its findings stay at the site, retry later"
-                )));
-            }
-        };
+        let page = site_page(&m, &id, site, site_cursor.as_deref(), want).await?;
         items.extend(page.items.into_iter().map(|f| SiteFinding {
             site: site.clone(),
             finding: f,
@@ -121,5 +208,152 @@ async fn findings(
     }
     let next_cursor = (index < sites.len())
         .then(|| format!("{}~{}", sites[index], site_cursor.unwrap_or_default()));
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(Page { items, next_cursor }).into_response())
+}
+
+const CSV_HEADER: &str =
+    "site,finding_id,data_source,object,classifier,location,count,masked_sample,confidence\n";
+
+/// A CSV field, quoted when it holds a separator, a quote or a line break; a field
+/// that a spreadsheet would run as a formula is prefixed with `'`.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn line(format: Format, site: &str, f: Finding) -> String {
+    match format {
+        Format::Csv => format!(
+            "{},{},{},{},{},{},{},{},{}\n",
+            csv_field(site),
+            f.finding_id,
+            csv_field(&f.data_source),
+            csv_field(&f.object),
+            csv_field(&f.classifier),
+            csv_field(&f.location),
+            f.count,
+            csv_field(&f.masked_sample),
+            f.confidence
+        ),
+        _ => {
+            let mut l = serde_json::to_string(&SiteFinding {
+                site: site.to_owned(),
+                finding: f,
+            })
+            .unwrap_or_default();
+            l.push('\n');
+            l
+        }
+    }
+}
+
+/// Streams every finding of every site. The first page is fetched before answering,
+/// so a site down at the start is a 503; one failing mid-way ends the body early
+/// (the client sees a truncated transfer, never a silently short file).
+async fn export(
+    m: MasterState,
+    id: String,
+    sites: Vec<String>,
+    format: Format,
+) -> Result<Response, ApiError> {
+    struct Walk {
+        m: MasterState,
+        id: String,
+        sites: Vec<String>,
+        index: usize,
+        cursor: Option<String>,
+        format: Format,
+    }
+    async fn next(w: &mut Walk) -> Result<Option<String>, ApiError> {
+        let Some(site) = w.sites.get(w.index).cloned() else {
+            return Ok(None);
+        };
+        let page = site_page(&w.m, &w.id, &site, w.cursor.as_deref(), EXPORT_PAGE).await?;
+        match page.next_cursor {
+            Some(c) => w.cursor = Some(c),
+            None => {
+                w.index += 1;
+                w.cursor = None;
+            }
+        }
+        Ok(Some(
+            page.items
+                .into_iter()
+                .map(|f| line(w.format, &site, f))
+                .collect(),
+        ))
+    }
+    let mut walk = Walk {
+        m,
+        id,
+        sites,
+        index: 0,
+        cursor: None,
+        format,
+    };
+    let mut first = match format {
+        Format::Csv => CSV_HEADER.to_owned(),
+        _ => String::new(),
+    };
+    if let Some(chunk) = next(&mut walk).await? {
+        first.push_str(&chunk);
+    }
+    let rest = futures::stream::unfold(walk, |mut w| async move {
+        match next(&mut w).await {
+            Ok(Some(chunk)) => Some((Ok::<_, std::io::Error>(chunk), w)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job_id = %w.id, "findings export ended early: {e}");
+                Some((Err(std::io::Error::other(e.to_string())), w.stop()))
+            }
+        }
+    });
+    impl Walk {
+        fn stop(mut self) -> Walk {
+            self.index = self.sites.len();
+            self
+        }
+    }
+    let stream = futures::StreamExt::chain(
+        futures::stream::once(async move { Ok::<_, std::io::Error>(first) }),
+        rest,
+    );
+    let mut resp = Body::from_stream(stream).into_response();
+    let ct = match format {
+        Format::Csv => "text/csv; charset=utf-8",
+        _ => "application/x-ndjson",
+    };
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_site_cursor_is_escaped_in_the_query() {
+        let p = site_findings_path("j1", 10, Some("a&limit=1000 #x"));
+        assert_eq!(
+            p,
+            "/jobs/j1/findings?limit=10&cursor=a%26limit%3D1000%20%23x"
+        );
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
+        assert_eq!(csv_field("plain"), "plain");
+    }
 }

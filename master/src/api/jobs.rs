@@ -1,32 +1,34 @@
-//! Jobs: create over data sources of any sites, list, the unified view, cancel.
+//! Jobs: create over data sources of any sites, the unified view, cancel one job.
+//! Lists and bulk cancel are in `list.rs`.
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use meridian_service::ApiError;
-use meridian_service::extract::{ApiJson, ApiQuery};
-use meridian_wire::{JobOptions, Page};
+use meridian_service::extract::ApiJson;
+use meridian_wire::JobOptions;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Caller, MasterState, store_error};
 use crate::auth::Role;
 use crate::store::{CreateOutcome, NewJob};
-use crate::view::{ALL_STATES, JobView, OverallState, job_view};
+use crate::view::{JobView, job_view};
 use meridian_wire::time::now_ms;
 
-pub fn router() -> Router<MasterState> {
-    Router::new()
-        .route("/jobs", post(create).get(list))
-        .route("/jobs/{job_id}", get(view))
-        .route("/jobs/{job_id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<MasterState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(view))
+        .routes(routes!(cancel))
 }
 
 /// `POST /api/v1/jobs`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateJob {
     pub name: String,
@@ -89,6 +91,20 @@ fn check(req: &CreateJob) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creates a job over data sources of any sites; the master splits it by site and
+/// dispatches each part. Repeating a create with the same idempotency key answers the
+/// first job (200) instead of creating another (201).
+#[utoipa::path(
+    post, path = "/jobs", tag = "jobs",
+    request_body = CreateJob,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same as the body's idempotency_key")),
+    responses(
+        (status = 201, description = "Created", body = JobView),
+        (status = 200, description = "An earlier create with the same idempotency key", body = JobView),
+        (status = 409, description = "The idempotency key was used with another request (`conflict`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+    security(("bearer" = ["operator"])),
+)]
 async fn create(
     State(m): State<MasterState>,
     caller: Caller,
@@ -189,6 +205,16 @@ pub async fn load_view(m: &MasterState, id: &str) -> Result<JobView, ApiError> {
     Ok(job_view(&job, &site_jobs, &sites, now_ms(), stale_after))
 }
 
+/// The unified view of a job across its sites.
+#[utoipa::path(
+    get, path = "/jobs/{job_id}", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The view", body = JobView),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+    security(("bearer" = ["viewer"])),
+)]
 async fn view(
     State(m): State<MasterState>,
     caller: Caller,
@@ -198,6 +224,16 @@ async fn view(
     Ok(Json(load_view(&m, &id).await?))
 }
 
+/// Asks every site of the job to cancel its part; answers at once (202).
+#[utoipa::path(
+    post, path = "/jobs/{job_id}/cancel", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 202, description = "Cancel recorded; sites are told in the background", body = JobView),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+    security(("bearer" = ["operator"])),
+)]
 async fn cancel(
     State(m): State<MasterState>,
     caller: Caller,
@@ -218,69 +254,4 @@ async fn cancel(
         .await
         .map_err(store_error)?;
     Ok((StatusCode::ACCEPTED, Json(load_view(&m, &id).await?)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    state: Option<String>,
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
-/// A job in `GET /api/v1/jobs`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JobSummary {
-    pub job_id: String,
-    pub name: String,
-    pub state: String,
-    pub cancel_requested: bool,
-    pub created_at: String,
-}
-
-async fn list(
-    State(m): State<MasterState>,
-    caller: Caller,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Page<JobSummary>>, ApiError> {
-    caller.require(Role::Viewer)?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(invalid(
-            format!("limit {limit} is out of range; allowed 1..=500"),
-            serde_json::json!({"field": "limit"}),
-        ));
-    }
-    if let Some(s) = &q.state
-        && OverallState::parse(s).is_none()
-    {
-        let allowed: Vec<&str> = ALL_STATES.iter().map(|s| s.as_str()).collect();
-        return Err(invalid(
-            format!("state `{s}` is unknown; allowed: {}", allowed.join(", ")),
-            serde_json::json!({"field": "state"}),
-        ));
-    }
-    let rows = m
-        .store
-        .list_jobs(q.state.as_deref(), q.cursor.as_deref(), limit + 1)
-        .await
-        .map_err(store_error)?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<JobSummary> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(|j| JobSummary {
-            job_id: j.job_id,
-            name: j.name,
-            state: j.state,
-            cancel_requested: j.cancel_requested,
-            created_at: meridian_wire::time::rfc3339_from_millis(j.created_at),
-        })
-        .collect();
-    let next_cursor = if more {
-        items.last().map(|j| j.job_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
 }

@@ -1,24 +1,25 @@
 //! Sites and their health; the data-source catalog.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use meridian_service::ApiError;
 use meridian_wire::DataSourceInfo;
 use meridian_wire::time::rfc3339_from_millis;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Caller, MasterState, store_error};
 use crate::auth::Role;
 
-pub fn router() -> Router<MasterState> {
-    Router::new()
-        .route("/sites", get(sites))
-        .route("/data_sources", get(data_sources))
+pub fn router() -> OpenApiRouter<MasterState> {
+    OpenApiRouter::new()
+        .routes(routes!(sites))
+        .routes(routes!(data_sources))
 }
 
 /// A site in `GET /api/v1/sites`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteHealth {
     pub name: String,
     pub url: String,
@@ -33,6 +34,12 @@ pub struct SiteHealth {
     pub status_cursor: i64,
 }
 
+/// Every configured site with its reachability and the last poll's outcome.
+#[utoipa::path(
+    get, path = "/sites", tag = "sites",
+    responses((status = 200, description = "The sites", body = Vec<SiteHealth>)),
+    security(("bearer" = ["viewer"])),
+)]
 async fn sites(
     State(m): State<MasterState>,
     caller: Caller,
@@ -57,6 +64,12 @@ async fn sites(
     ))
 }
 
+/// The data-source catalog learned from every site.
+#[utoipa::path(
+    get, path = "/data_sources", tag = "sites",
+    responses((status = 200, description = "The catalog", body = Vec<DataSourceInfo>)),
+    security(("bearer" = ["viewer"])),
+)]
 async fn data_sources(
     State(m): State<MasterState>,
     caller: Caller,

@@ -21,7 +21,7 @@ macro_rules! select_site_jobs {
     };
 }
 
-fn job_row(r: &AnyRow) -> Result<JobRow> {
+pub(super) fn job_row(r: &AnyRow) -> Result<JobRow> {
     let request: String = r.try_get("request")?;
     Ok(JobRow {
         job_id: r.try_get("job_id")?,

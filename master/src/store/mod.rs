@@ -8,6 +8,7 @@
 
 mod catalog;
 mod jobs;
+mod query;
 mod records;
 mod sites;
 
@@ -18,6 +19,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 
+pub use query::{FINAL_STATES, JobFilter, JobKey, JobSort, like_pattern};
 pub use records::{CancelState, CreateOutcome, DispatchState, JobRow, NewJob, SiteJobRow, SiteRow};
 
 // Migrations a newer master applied are tolerated, so a rollback (or an old replica
@@ -42,6 +44,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite rather than PostgreSQL (the two differ only in `EXPLAIN`).
+    sqlite: bool,
 }
 
 impl Store {
@@ -72,7 +76,9 @@ impl Store {
                 Box::pin(async move {
                     if sqlite {
                         use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON")
+                        // LIKE is case-sensitive as on PostgreSQL, so a name filter
+                        // selects the same jobs on both.
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON")
                             .await?;
                     }
                     Ok(())
@@ -86,7 +92,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| anyhow::anyhow!("cannot migrate the master database: {e}"))?;
-        Ok(Store { pool })
+        Ok(Store { pool, sqlite })
     }
 
     pub async fn ping(&self) -> Result<()> {

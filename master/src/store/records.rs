@@ -4,7 +4,7 @@ use meridian_wire::JobStatus;
 use serde::{Deserialize, Serialize};
 
 /// Where the `start_job` call of one site-job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DispatchState {
     /// Not yet acknowledged by the site; retried with backoff.
@@ -18,7 +18,7 @@ pub enum DispatchState {
 }
 
 /// Where the cancel fan-out of one site-job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CancelState {
     None,

@@ -78,6 +78,7 @@ impl IntoResponse for ApiError {
         {
             body = body.with_details(d);
         }
+        body.error.request_id = crate::request_id::current_request_id();
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

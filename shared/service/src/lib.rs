@@ -10,6 +10,8 @@ pub mod extract;
 pub mod failpoints;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
+pub mod request_id;
 pub mod shutdown;
 pub mod supervisor;
 pub mod telemetry;

@@ -1,21 +1,25 @@
 //! The error envelope every Meridian API answers with:
-//! `{"error": {"code": "...", "message": "...", "details": ...}}`.
+//! `{"error": {"code": "...", "message": "...", "details": ..., "request_id": "..."}}`.
 
 use serde::{Deserialize, Serialize};
 
 /// The body of every error response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
 /// A stable machine `code`, a sentence for people, and optional structured details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// The request's `X-Request-Id`, to quote when asking about this error (its log
+    /// lines carry the same id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ErrorEnvelope {
@@ -25,6 +29,7 @@ impl ErrorEnvelope {
                 code: code.into(),
                 message: message.into(),
                 details: None,
+                request_id: None,
             },
         }
     }

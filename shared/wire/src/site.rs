@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::states::{JobState, Phase};
 
 /// `POST /start_job` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartJobRequest {
     /// The master's job id; a new UUIDv7 when absent.
@@ -24,7 +24,7 @@ pub struct StartJobRequest {
 }
 
 /// What a job scans for and how.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobOptions {
     /// Classifier names to run; all built-in classifiers when absent.
@@ -54,7 +54,7 @@ pub struct JobOptions {
 }
 
 /// A job as `POST /start_job` and `GET /get_job_status/{id}` return it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobStatus {
     pub job_id: String,
     pub name: String,
@@ -103,7 +103,7 @@ impl JobStatus {
 }
 
 /// Task counts of a job, by state and by phase then state.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskCounts {
     pub total: i64,
     pub by_state: BTreeMap<String, i64>,
@@ -113,7 +113,7 @@ pub struct TaskCounts {
 }
 
 /// Objects a job discovered and how far each was scanned.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectCounts {
     pub discovered: i64,
     pub processed: i64,
@@ -124,7 +124,7 @@ pub struct ObjectCounts {
 }
 
 /// Findings of a job: the sum of finding counts, in total and per classifier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FindingCounts {
     pub total: i64,
     pub by_classifier: BTreeMap<String, i64>,
@@ -134,7 +134,7 @@ pub struct FindingCounts {
 }
 
 /// What a job found in one data source, for a glance at where the risk is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SensitivitySummary {
     /// `HIGH` (credentials, card, bank or national ids), `MEDIUM` (contact data,
     /// tokens), `LOW` (network addresses, custom classifiers) or `NONE`.
@@ -148,7 +148,7 @@ pub struct SensitivitySummary {
 }
 
 /// `GET /job_statuses?since_version=N`: every job whose status changed after `N`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusDelta {
     pub jobs: Vec<JobStatus>,
     /// Pass this as `since_version` next time.
@@ -158,7 +158,7 @@ pub struct StatusDelta {
 }
 
 /// A page of a cursor-paginated list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Opaque; pass as `cursor` for the next page. Absent on the last page.
@@ -166,7 +166,7 @@ pub struct Page<T> {
 }
 
 /// A job in `GET /jobs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub job_id: String,
     pub name: String,
@@ -179,7 +179,7 @@ pub struct JobSummary {
 }
 
 /// One finding, masked. Raw matched values never leave the worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     pub finding_id: i64,
     pub data_source: String,
@@ -193,7 +193,7 @@ pub struct Finding {
 }
 
 /// A data source of the site's catalog; connector settings and credentials stay home.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DataSourceInfo {
     pub id: String,
     pub kind: String,
@@ -202,7 +202,7 @@ pub struct DataSourceInfo {
 }
 
 /// A worker registered with the site.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     pub worker_id: String,
     pub kind: String,
@@ -213,7 +213,7 @@ pub struct WorkerInfo {
 }
 
 /// What a worker receives for one task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkPacket {
     pub task_id: i64,
     pub lease_token: String,
@@ -228,7 +228,7 @@ pub struct WorkPacket {
 }
 
 /// State of one internal component in `/health`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ComponentState {
     Starting,
@@ -239,7 +239,7 @@ pub enum ComponentState {
 }
 
 /// One component's line in `/health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ComponentHealth {
     pub state: ComponentState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,7 +249,7 @@ pub struct ComponentHealth {
 }
 
 /// `GET /health`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub status: ComponentState,
     pub node_id: String,
@@ -260,7 +260,7 @@ pub struct HealthReport {
 }
 
 /// Resource use of the process and the machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Resources {
     pub resident_memory_bytes: u64,
     pub system_cpu_percent: f32,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::states::ObjectOutcome;
 
 /// A task and the token of the lease a report claims to hold.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Lease {
     pub task_id: i64,
     pub lease_token: String,
@@ -37,7 +37,7 @@ pub struct DiscoveryBatch {
 }
 
 /// One discovered object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewObject {
     pub key: String,
     pub size_bytes: i64,
@@ -65,7 +65,7 @@ pub struct Completion {
 }
 
 /// How far a `PROCESS` task got with its object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectResult {
     pub object_id: i64,
     pub outcome: ObjectOutcome,
@@ -73,7 +73,7 @@ pub struct ObjectResult {
 }
 
 /// A masked finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewFinding {
     pub object_id: i64,
     pub classifier: String,

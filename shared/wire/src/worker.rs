@@ -19,7 +19,7 @@ pub const FAIL_TASK: &str = "/fail_task";
 
 /// `POST /get_task`: up to `max_tasks` packets, waiting up to `wait_seconds` (capped at
 /// `orchestrator.long_poll_timeout_seconds`) when none is ready.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetTaskRequest {
     pub worker_id: String,
@@ -32,13 +32,13 @@ pub struct GetTaskRequest {
 }
 
 /// Answer to `get_task` with work (204 without).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GetTaskResponse {
     pub tasks: Vec<WorkPacket>,
 }
 
 /// `POST /report_heartbeat`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     pub worker_id: String,
@@ -46,7 +46,7 @@ pub struct HeartbeatRequest {
     pub lease_token: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HeartbeatResponse {
     /// The job is being cancelled: stop the task and report it with `fail_task`.
     pub cancelled: bool,
@@ -57,7 +57,7 @@ pub struct HeartbeatResponse {
 
 /// `POST /update_task_progress`: one progress record with its discovered objects,
 /// written in one transaction. `attempt` + `seq` make a resent batch a no-op.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
     pub worker_id: String,
@@ -68,14 +68,14 @@ pub struct ProgressRequest {
     pub objects: Vec<NewObject>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProgressResponse {
     /// The same batch was already recorded; nothing new was written.
     pub duplicate: bool,
 }
 
 /// One finished task with its results.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompletedTask {
     pub task_id: i64,
@@ -87,7 +87,7 @@ pub struct CompletedTask {
 }
 
 /// `POST /complete_task`: one or more completions, committed in one transaction.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub worker_id: String,
@@ -97,14 +97,14 @@ pub struct CompleteRequest {
 /// Answer to `complete_task`: 200 when every completion was accepted; 409
 /// `lease_lost` with this in `details` when some were refused (the accepted ones are
 /// committed, the refused ones wrote nothing).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompleteResponse {
     pub accepted: Vec<i64>,
     pub refused: Vec<i64>,
 }
 
 /// `POST /fail_task`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FailRequest {
     pub worker_id: String,
@@ -121,7 +121,7 @@ pub struct FailRequest {
     pub released: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FailResponse {
     /// `retrying` or `failed`.
     pub outcome: String,

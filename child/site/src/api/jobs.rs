@@ -1,27 +1,44 @@
 //! Jobs: start, status, delta status, cancel, list, findings.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use meridian_wire::{Finding, JobStatus, JobSummary, Page, StartJobRequest, StatusDelta};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::object_key::Outward;
 use super::{ApiError, AppState};
 use meridian_engine::jobs;
 use meridian_service::extract::{ApiJson, ApiQuery};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/start_job", post(start_job))
-        .route("/get_job_status/{job_id}", get(get_job_status))
-        .route("/job_statuses", get(job_statuses))
-        .route("/cancel_job/{job_id}", post(cancel_job))
-        .route("/jobs", get(list_jobs))
-        .route("/jobs/{job_id}/findings", get(list_findings))
+/// The routes as served (the document is built from [`routes`]).
+pub fn router() -> axum::Router<AppState> {
+    routes().into()
 }
 
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_job))
+        .routes(routes!(get_job_status))
+        .routes(routes!(job_statuses))
+        .routes(routes!(cancel_job))
+        .routes(routes!(list_jobs))
+        .routes(routes!(list_findings))
+}
+
+/// Starts a job over this site's data sources; the master's job id makes a repeat
+/// answer the existing job (200) instead of creating another (201).
+#[utoipa::path(
+    post, path = "/start_job", tag = "jobs",
+    request_body = StartJobRequest,
+    responses(
+        (status = 201, description = "Created", body = JobStatus),
+        (status = 200, description = "A job with this id exists already", body = JobStatus),
+        (status = 409, description = "The job id exists with another definition (`conflict`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+)]
 async fn start_job(
     State(app): State<AppState>,
     ApiJson(req): ApiJson<StartJobRequest>,
@@ -42,6 +59,15 @@ async fn start_job(
     ))
 }
 
+/// A job's status with its counts.
+#[utoipa::path(
+    get, path = "/get_job_status/{job_id}", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The status", body = JobStatus),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+)]
 async fn get_job_status(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -49,16 +75,25 @@ async fn get_job_status(
     Ok(Json(jobs::status(&app, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeltaQuery {
+    /// `next_since_version` of the previous answer; 0 for everything.
     #[serde(default)]
     since_version: i64,
+    /// Most jobs in the answer, 1..=500; 100 when absent.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
 /// Every job whose status changed after `since_version`: one request per poll round,
 /// whatever the number of jobs.
+#[utoipa::path(
+    get, path = "/job_statuses", tag = "jobs",
+    params(DeltaQuery),
+    responses((status = 200, description = "The changed jobs", body = StatusDelta)),
+)]
 async fn job_statuses(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<DeltaQuery>,
@@ -69,6 +104,15 @@ async fn job_statuses(
     ))
 }
 
+/// Cancels a job: its pending tasks end, running ones are told at their next heartbeat.
+#[utoipa::path(
+    post, path = "/cancel_job/{job_id}", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "The status after the cancel", body = JobStatus),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+)]
 async fn cancel_job(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -76,11 +120,17 @@ async fn cancel_job(
     Ok(Json(jobs::cancel(&app, &id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this state.
+    #[param(value_type = Option<meridian_wire::states::JobState>)]
     state: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1..=1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
@@ -103,6 +153,12 @@ fn parse_cursor(cursor: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
+/// Jobs in creation order, one page at a time.
+#[utoipa::path(
+    get, path = "/jobs", tag = "jobs",
+    params(ListQuery),
+    responses((status = 200, description = "One page", body = Page<JobSummary>)),
+)]
 async fn list_jobs(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -133,13 +189,26 @@ async fn list_jobs(
     Ok(Json(Page { items, next_cursor }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct FindingsQuery {
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size, 1..=1000; 100 when absent.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
+/// A job's masked findings, one page at a time.
+#[utoipa::path(
+    get, path = "/jobs/{job_id}/findings", tag = "jobs",
+    params(("job_id" = String, Path, description = "The job's id"), FindingsQuery),
+    responses(
+        (status = 200, description = "One page", body = Page<Finding>),
+        (status = 404, description = "No such job (`not_found`)", body = meridian_wire::error::ErrorEnvelope),
+    ),
+)]
 async fn list_findings(
     State(app): State<AppState>,
     Path(id): Path<String>,

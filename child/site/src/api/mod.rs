@@ -3,6 +3,7 @@
 //! body, unknown route or method) are mapped to it too.
 
 mod catalog;
+pub mod docs;
 mod jobs;
 mod object_key;
 mod ops;
@@ -37,6 +38,8 @@ pub fn router(app: Arc<App>) -> Router {
             .merge(jobs::router())
             .merge(catalog::router())
             .merge(ops::router())
+            .merge(docs::site_routes())
+            .merge(docs::worker_routes())
             .merge(tasks::router()),
         app,
     )
@@ -48,14 +51,15 @@ pub fn site_router(app: Arc<App>) -> Router {
         Router::new()
             .merge(jobs::router())
             .merge(catalog::router())
-            .merge(ops::router()),
+            .merge(ops::router())
+            .merge(docs::site_routes()),
         app,
     )
 }
 
 /// The worker API alone (`api.worker_listen`).
 pub fn worker_router(app: Arc<App>) -> Router {
-    finish(tasks::router(), app)
+    finish(tasks::router().merge(docs::worker_routes()), app)
 }
 
 /// `/health`, `/ready` and `/metrics` alone (`api.ops_listen`).
@@ -70,5 +74,8 @@ fn finish(routes: Router<AppState>, app: Arc<App>) -> Router {
         .method_not_allowed_fallback(meridian_service::api_error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(
+            meridian_service::request_id::layer,
+        ))
         .with_state(AppState(app))
 }

@@ -2,25 +2,38 @@
 
 use std::sync::atomic::Ordering;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
 use meridian_wire::{ComponentState, HealthReport, Resources};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
+/// The routes as served (the document is built from [`routes`]).
+pub fn router() -> axum::Router<AppState> {
+    routes().into()
+}
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
 /// Every component with its state. 200 while the process can serve (even degraded),
 /// 503 when a component failed.
+#[utoipa::path(
+    get, path = "/health", tag = "ops",
+    responses(
+        (status = 200, description = "Serving (possibly degraded)", body = HealthReport),
+        (status = 503, description = "A component failed", body = HealthReport),
+    ),
+)]
 async fn health(State(app): State<AppState>) -> (StatusCode, Json<HealthReport>) {
     let status = app.health.overall();
     let report = HealthReport {
@@ -44,6 +57,10 @@ async fn health(State(app): State<AppState>) -> (StatusCode, Json<HealthReport>)
 }
 
 /// Ready when start-up finished, the database answers, and shutdown has not begun.
+#[utoipa::path(
+    get, path = "/ready", tag = "ops",
+    responses((status = 200, description = "Ready", body = Object)),
+)]
 async fn ready(State(app): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if !app.ready.load(Ordering::Relaxed) {
         return Err(ApiError::Unavailable(
@@ -54,6 +71,10 @@ async fn ready(State(app): State<AppState>) -> Result<Json<serde_json::Value>, A
     Ok(Json(serde_json::json!({ "ready": true })))
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")),
+)]
 async fn metrics(State(app): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     meridian_engine::queue_depth::refresh_queue_depth(&app).await?;
     Ok((
