@@ -153,12 +153,15 @@ fn network_cause(e: &reqwest::Error) -> String {
 
 /// An error status as a failure, with the envelope's message when there is one.
 fn failure(status: u16, body: Value) -> CliError {
+    // Read from the raw body so a field this build's envelope lacks still shows.
+    let request_id = body["error"]["request_id"].as_str().map(str::to_owned);
     match serde_json::from_value::<ErrorEnvelope>(body.clone()) {
         Ok(env) => CliError::Api(ApiFailure {
             status,
             code: env.error.code,
             message: one_line(&env.error.message),
             details: env.error.details,
+            request_id,
         }),
         Err(_) => {
             let text = match &body {
@@ -175,6 +178,7 @@ fn failure(status: u16, body: Value) -> CliError {
                 code: format!("http_{status}"),
                 message,
                 details: None,
+                request_id: None,
             })
         }
     }

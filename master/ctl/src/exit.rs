@@ -74,6 +74,9 @@ pub struct ApiFailure {
     pub code: String,
     pub message: String,
     pub details: Option<Value>,
+    /// The master's `X-Request-Id` of the call, when it names one: what to quote
+    /// when asking an operator about the error.
+    pub request_id: Option<String>,
 }
 
 /// Why a command could not do what it was asked.
@@ -107,7 +110,12 @@ fn api_line(f: &ApiFailure) -> String {
         401 => "; check --token, MERIDIAN_TOKEN or `token` in the config file",
         _ => "",
     };
-    format!("{what} (HTTP {}): {}{hint}", f.status, f.message)
+    let id = f
+        .request_id
+        .as_ref()
+        .map(|r| format!(" [request {r}]"))
+        .unwrap_or_default();
+    format!("{what} (HTTP {}): {}{hint}{id}", f.status, f.message)
 }
 
 impl CliError {
@@ -123,12 +131,17 @@ impl CliError {
 
     /// The error as one JSON object, for `-o json|jsonl` on stderr.
     pub fn to_json(&self) -> Value {
-        let (code, status, details) = match self {
-            CliError::Api(f) => (f.code.as_str(), Some(f.status), f.details.clone()),
-            CliError::Unreachable { .. } => ("master_unreachable", None, None),
-            CliError::Usage(_) => ("usage", None, None),
-            CliError::NoToken(_) => ("no_token", None, None),
-            CliError::Other(_) => ("error", None, None),
+        let (code, status, details, request_id) = match self {
+            CliError::Api(f) => (
+                f.code.as_str(),
+                Some(f.status),
+                f.details.clone(),
+                f.request_id.clone(),
+            ),
+            CliError::Unreachable { .. } => ("master_unreachable", None, None, None),
+            CliError::Usage(_) => ("usage", None, None, None),
+            CliError::NoToken(_) => ("no_token", None, None, None),
+            CliError::Other(_) => ("error", None, None, None),
         };
         let mut error = json!({"code": code, "message": self.to_string()});
         if let Some(s) = status {
@@ -136,6 +149,9 @@ impl CliError {
         }
         if let Some(d) = details {
             error["details"] = d;
+        }
+        if let Some(r) = request_id {
+            error["request_id"] = json!(r);
         }
         json!({"error": error, "exit_code": self.code()})
     }
@@ -163,6 +179,7 @@ mod tests {
                 code: "x".into(),
                 message: "m".into(),
                 details: None,
+                request_id: None,
             });
             assert_eq!(e.code(), AUTH);
             assert!(!e.to_string().contains('\n'));

@@ -225,13 +225,13 @@ impl Bars {
     fn draw(&self, v: &JobView) {
         for (name, bar) in &self.sites {
             if let Some(s) = v.sites.iter().find(|s| &s.site == name) {
-                bar.set_position((s.progress * BAR_LEN as f64) as u64);
                 bar.set_message(site_message(s, self.color));
+                bar.set_position((s.progress * BAR_LEN as f64) as u64);
             }
         }
+        self.total.set_message(total_message(v, self.color));
         self.total
             .set_position((total_progress(v) * BAR_LEN as f64) as u64);
-        self.total.set_message(total_message(v, self.color));
     }
 
     fn abandon(&self) {
