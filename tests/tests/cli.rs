@@ -229,6 +229,15 @@ async fn meridianctl_drives_a_federation() {
         ])
         .await;
     assert_eq!(r.json().as_array().unwrap().len(), 1, "{r:#?}");
+    // A bare date is the start of that day in UTC.
+    let r = op
+        .run(&["-o", "json", "jobs", "list", "--since", "2000-01-01"])
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{r:#?}");
+    let r = op
+        .run(&["-o", "json", "jobs", "list", "--until", "2000-01-01"])
+        .await;
+    assert_eq!((r.code, r.stdout.trim()), (0, "[]"), "{r:#?}");
 
     // Watched with stdout piped: JSON of the final view, exit 0 for COMPLETED.
     let r = op
@@ -275,7 +284,7 @@ async fn meridianctl_drives_a_federation() {
     assert_eq!(
         lines.next(),
         Some(
-            "site,data_source,object,classifier,location,count,masked_sample,confidence,finding_id"
+            "site,finding_id,data_source,object,classifier,location,count,masked_sample,confidence"
         )
     );
     let mut sites = BTreeSet::new();
@@ -284,7 +293,7 @@ async fn meridianctl_drives_a_federation() {
         let cols = csv_fields(l);
         assert_eq!(cols.len(), 9, "{l}");
         sites.insert(cols[0].clone());
-        total += cols[5]
+        total += cols[6]
             .parse::<i64>()
             .unwrap_or_else(|_| panic!("count in {l}"));
     }
@@ -436,8 +445,13 @@ async fn meridianctl_drives_a_federation() {
         .run(&[&["-o", "json", "jobs", "cancel", "--yes"][..], &filter].concat())
         .await;
     assert_eq!(r.code, 0, "{r:#?}");
-    let cancelled: BTreeSet<String> =
-        serde_json::from_value(r.json()["cancelled"].clone()).unwrap();
+    let cancelled: BTreeSet<String> = r.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["outcome"] == "cancelled")
+        .map(|x| x["job_id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(cancelled, nightly.iter().cloned().collect());
     for id in &nightly {
         let r = op

@@ -53,7 +53,7 @@ pub enum Command {
     DataSources(SiteScope),
     /// The master's /health: overall state and each component (no token needed).
     Health,
-    /// Who the token says you are: subject, roles, expiry.
+    /// Who the master says the token makes you: subject, roles, permissions, expiry.
     Whoami,
     /// Print a shell completion script, e.g. `meridianctl completions bash > /etc/bash_completion.d/meridianctl`.
     Completions {

@@ -70,10 +70,6 @@ impl Master {
         })
     }
 
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_deref()
-    }
-
     fn require_token(&self) -> Result<&str, CliError> {
         self.token.as_deref().ok_or_else(|| {
             CliError::NoToken(

@@ -1,7 +1,7 @@
 //! `sites`, `data-sources`, `health` and `whoami`: what the master knows about its
 //! federation, itself and the caller.
 
-use meridian_wire::time::{now_ms, rfc3339_from_millis};
+use meridian_wire::time::{millis_from_rfc3339, now_ms};
 use serde_json::Value;
 
 use crate::api;
@@ -120,31 +120,31 @@ pub async fn health(m: &Master, fmt: Format) -> Result<u8, CliError> {
     Ok(code)
 }
 
+/// The caller as the master sees it, once it has checked the token.
 pub async fn whoami(m: &Master, fmt: Format) -> Result<u8, CliError> {
     let id = api::whoami(m).await?;
     if fmt != Format::Text {
-        output::value(fmt, &serde_json::to_value(&id).unwrap_or_default());
+        output::value(fmt, &id);
         return Ok(exit::OK);
     }
-    let audience = match &id.audience {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => "-".into(),
+    let list = |k: &str| {
+        let items: Vec<&str> = id[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        or_dash(Some(items.join(", ")))
     };
-    let expires = id.expires_at.map(|exp| {
-        let left = exp - now_ms() / 1000;
-        let when = rfc3339_from_millis(exp * 1000);
-        if left >= 0 {
-            format!("{when} (in {}m)", left / 60)
-        } else {
-            format!("{when} (EXPIRED {}m ago)", -left / 60)
+    let expires = id["expires_at"].as_str().map(|when| {
+        match millis_from_rfc3339(when).map(|ms| (ms - now_ms()) / 1000) {
+            Some(left) if left >= 0 => format!("{when} (in {}m)", left / 60),
+            Some(left) => format!("{when} (EXPIRED {}m ago)", -left / 60),
+            None => when.to_owned(),
         }
     });
-    output::line(&format!("subject   {}", or_dash(id.subject)));
-    output::line(&format!("roles     {}", or_dash(Some(id.roles.join(", ")))));
-    output::line(&format!("issuer    {}", or_dash(id.issuer)));
-    output::line(&format!("audience  {audience}"));
-    output::line(&format!("expires   {}", or_dash(expires)));
-    output::line(&format!("source    {}", id.source));
+    output::line(&format!("subject      {}", text(&id, "subject")));
+    output::line(&format!("roles        {}", list("roles")));
+    output::line(&format!("permissions  {}", list("permissions")));
+    output::line(&format!("issuer       {}", text(&id, "issuer")));
+    output::line(&format!("expires      {}", or_dash(expires)));
     Ok(exit::OK)
 }

@@ -170,9 +170,6 @@ pub async fn cancel(m: &Master, fmt: Format, a: CancelArgs) -> Result<u8, CliErr
             } else {
                 output::line("no job matches; nothing was cancelled");
             }
-            for id in &preview.job_ids {
-                output::line(id);
-            }
         } else {
             output::value(fmt, &serde_json::to_value(&preview).unwrap_or_default());
         }
@@ -181,25 +178,41 @@ pub async fn cancel(m: &Master, fmt: Format, a: CancelArgs) -> Result<u8, CliErr
     if !a.yes {
         confirm(preview.matched)?;
     }
-    // Exactly the jobs that were counted and confirmed, not a fresh match.
-    let outcome = api::cancel_jobs(m, &CancelTarget::Ids(preview.job_ids), false).await?;
+    let outcome = api::cancel_jobs(m, &target, false).await?;
     if fmt == Format::Text {
-        for id in &outcome.cancelled {
-            output::line(&format!("cancel requested: {id}"));
+        for r in outcome.results.iter().filter(|r| r.outcome == "cancelled") {
+            output::line(&format!("cancel requested: {}", r.job_id));
         }
     } else {
         output::value(fmt, &serde_json::to_value(&outcome).unwrap_or_default());
     }
-    for e in &outcome.errors {
-        if fmt == Format::Text {
-            eprintln!("meridianctl: {}: {}", e.job_id, e.message);
+    let mut code = exit::OK;
+    for r in &outcome.results {
+        match r.outcome.as_str() {
+            "cancelled" => {}
+            "already_final" => eprintln!(
+                "meridianctl: job {} is already final; nothing to cancel",
+                r.job_id
+            ),
+            "not_found" => {
+                eprintln!("meridianctl: job {} does not exist", r.job_id);
+                code = exit::ERROR;
+            }
+            other => eprintln!("meridianctl: job {}: {other}", r.job_id),
         }
     }
-    Ok(outcome.errors.first().map_or(exit::OK, |e| e.exit_code))
+    if outcome.remaining > 0 {
+        eprintln!(
+            "meridianctl: {} matching job(s) were left uncancelled; run the command again",
+            outcome.remaining
+        );
+        code = exit::ERROR;
+    }
+    Ok(code)
 }
 
 /// Asks on the terminal; without one there is nobody to ask, so refuse.
-fn confirm(n: usize) -> Result<(), CliError> {
+fn confirm(n: i64) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
         return Err(CliError::Usage(format!(
             "refusing to cancel {n} job(s) without confirmation: stdin is not a terminal; pass --yes"
@@ -220,8 +233,9 @@ fn confirm(n: usize) -> Result<(), CliError> {
     }
 }
 
+/// The columns of the master's own CSV export (`?format=csv`), in its order.
 const CSV_HEADER: &str =
-    "site,data_source,object,classifier,location,count,masked_sample,confidence,finding_id";
+    "site,finding_id,data_source,object,classifier,location,count,masked_sample,confidence";
 
 fn csv_row(f: &Value) -> String {
     let text = |k: &str| match &f[k] {
@@ -231,6 +245,7 @@ fn csv_row(f: &Value) -> String {
     };
     [
         "site",
+        "finding_id",
         "data_source",
         "object",
         "classifier",
@@ -238,7 +253,6 @@ fn csv_row(f: &Value) -> String {
         "count",
         "masked_sample",
         "confidence",
-        "finding_id",
     ]
     .iter()
     .map(|k| csv_field(&text(k)))

@@ -135,12 +135,18 @@ fn visible_len(s: &str) -> usize {
     n
 }
 
-/// `s` as one CSV field (RFC 4180 quoting).
+/// `s` as one CSV field (RFC 4180 quoting); a field a spreadsheet would run as a
+/// formula gets a leading `'`, as in the master's own export.
 pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -169,6 +175,7 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=SUM(A1)"), "'=SUM(A1)");
     }
 
     #[test]
