@@ -150,6 +150,13 @@ module "master" {
     tls_crt = file("${var.certs_dir}/master.pem")
     tls_key = file("${var.certs_dir}/master.key")
   }
+  # The user API's HTTPS certificate. The dev master certificate is also a server
+  # certificate (SANs master, localhost, 127.0.0.1); in production use one for the
+  # name the ingress connects to.
+  api_tls = {
+    tls_crt = file(coalesce(var.master_api_tls.cert_file, "${var.certs_dir}/master.pem"))
+    tls_key = file(coalesce(var.master_api_tls.key_file, "${var.certs_dir}/master.key"))
+  }
   jwt = { public_key_pem = file("${var.certs_dir}/jwt-signing.pub.pem") }
 
   create_database   = true

@@ -28,6 +28,15 @@ variable "certs_dir" {
   type        = string
 }
 
+variable "master_api_tls" {
+  description = "PEM files of the master's user-API server certificate and key (null: certs_dir's master.pem and master.key)."
+  type = object({
+    cert_file = optional(string)
+    key_file  = optional(string)
+  })
+  default = {}
+}
+
 variable "master_egress_cidrs" {
   description = "The master cluster's NAT addresses, as /32 CIDRs: the only sources the sites accept."
   type        = list(string)

@@ -37,7 +37,10 @@ resource "kubernetes_job_v1" "migrate" {
           name              = "migrate"
           image             = var.orchestrator_image
           image_pull_policy = "IfNotPresent"
-          # Assumed interface (not built yet): apply migrations, exit 0.
+          # Applies the migrations and exits 0, after the configuration checks of
+          # every mode: the api.tls files must load and filesystem roots and
+          # url_env variables must exist, so the Job mounts and sets what the
+          # orchestrators do.
           args = ["--mode", "migrate"]
           env {
             name  = "MERIDIAN_CONFIG"
@@ -53,6 +56,18 @@ resource "kubernetes_job_v1" "migrate" {
               secret_key_ref {
                 name = kubernetes_secret_v1.database.metadata[0].name
                 key  = "url"
+              }
+            }
+          }
+          dynamic "env" {
+            for_each = nonsensitive(toset(keys(var.data_source_secrets)))
+            content {
+              name = env.key
+              value_from {
+                secret_key_ref {
+                  name = kubernetes_secret_v1.data_source[env.key].metadata[0].name
+                  key  = "url"
+                }
               }
             }
           }
@@ -74,8 +89,21 @@ resource "kubernetes_job_v1" "migrate" {
             read_only  = true
           }
           volume_mount {
+            name       = "tls"
+            mount_path = "/etc/meridian/tls"
+            read_only  = true
+          }
+          volume_mount {
             name       = "tmp"
             mount_path = "/tmp"
+          }
+          dynamic "volume_mount" {
+            for_each = var.scan_share_claim == null ? [] : [var.scan_share_claim]
+            content {
+              name       = "share"
+              mount_path = var.scan_share_mount_path
+              read_only  = true
+            }
           }
         }
         volume {
@@ -85,9 +113,26 @@ resource "kubernetes_job_v1" "migrate" {
           }
         }
         volume {
+          name = "tls"
+          secret {
+            secret_name  = kubernetes_secret_v1.tls.metadata[0].name
+            default_mode = "0440"
+          }
+        }
+        volume {
           name = "tmp"
           empty_dir {
             size_limit = "64Mi"
+          }
+        }
+        dynamic "volume" {
+          for_each = var.scan_share_claim == null ? [] : [var.scan_share_claim]
+          content {
+            name = "share"
+            persistent_volume_claim {
+              claim_name = volume.value
+              read_only  = true
+            }
           }
         }
       }

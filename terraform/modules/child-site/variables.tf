@@ -122,7 +122,7 @@ variable "custom_classifiers" {
 }
 
 variable "data_source_secrets" {
-  description = "Environment variable name (a data source's url_env) => connection URL. Each becomes a Secret set in both roles."
+  description = "Environment variable name (a data source's url_env) => connection URL. Each becomes a Secret set in both roles and the migrate Job."
   type        = map(string)
   default     = {}
   sensitive   = true
@@ -146,7 +146,7 @@ variable "worker_data_source_egress" {
 }
 
 variable "scan_share_claim" {
-  description = "A ReadOnlyMany PersistentVolumeClaim holding filesystem data sources (null: none). Mounted read-only in both roles."
+  description = "A ReadOnlyMany PersistentVolumeClaim holding filesystem data sources (null: none). Mounted read-only in both roles and the migrate Job."
   type        = string
   default     = null
 }

@@ -1,5 +1,5 @@
-# Remote workers (`meridian-worker`), no database credentials, autoscaled on the
-# site's queue depth.
+# Remote workers (`meridian-worker`), no database credentials, polling the worker
+# API over HTTPS (trusting the mesh CA), autoscaled on the site's queue depth.
 
 resource "kubernetes_deployment_v1" "worker" {
   metadata {
@@ -146,6 +146,11 @@ resource "kubernetes_deployment_v1" "worker" {
             read_only  = true
           }
           volume_mount {
+            name       = "site-ca"
+            mount_path = "/etc/meridian/tls"
+            read_only  = true
+          }
+          volume_mount {
             name       = "tmp"
             mount_path = "/tmp"
           }
@@ -163,6 +168,19 @@ resource "kubernetes_deployment_v1" "worker" {
           name = "config"
           config_map {
             name = kubernetes_config_map_v1.config.metadata[0].name
+          }
+        }
+        # Only the CA (worker.tls.ca_file): workers verify the worker API's
+        # certificate with it and never see the site's private key.
+        volume {
+          name = "site-ca"
+          secret {
+            secret_name  = kubernetes_secret_v1.tls.metadata[0].name
+            default_mode = "0440"
+            items {
+              key  = "ca.crt"
+              path = "ca.crt"
+            }
           }
         }
         volume {

@@ -21,6 +21,12 @@ locals {
       poll_interval_seconds      = var.poll_interval_seconds
       unreachable_after_failures = var.unreachable_after_failures
       request_timeout_seconds    = 10
+      # HTTPS on the user API: a non-loopback master.listen refuses to start without.
+      tls = {
+        cert_file               = "/etc/meridian/api-tls/tls.crt"
+        key_file                = "/etc/meridian/api-tls/tls.key"
+        reload_interval_seconds = 5
+      }
     }
     tls = {
       ca_file                 = "/etc/meridian/tls/ca.crt"
@@ -114,6 +120,21 @@ resource "kubernetes_secret_v1" "tls" {
     "ca.crt"  = var.tls.ca_crt
     "tls.crt" = var.tls.tls_crt
     "tls.key" = var.tls.tls_key
+  }
+}
+
+# The user API's server certificate (master.tls), for the name the ingress or users
+# connect to. Rotating it updates the mounted files; the master re-reads them.
+resource "kubernetes_secret_v1" "api_tls" {
+  metadata {
+    name      = "meridian-master-api-tls"
+    namespace = local.namespace
+    labels    = local.labels
+  }
+  type = "kubernetes.io/tls"
+  data = {
+    "tls.crt" = var.api_tls.tls_crt
+    "tls.key" = var.api_tls.tls_key
   }
 }
 

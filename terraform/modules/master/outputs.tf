@@ -4,8 +4,8 @@ output "namespace" {
 }
 
 output "api_url" {
-  description = "In-cluster URL of the user API (front it with the ingress for users)."
-  value       = "http://meridian-master.${local.namespace}.svc:${var.ports.api}"
+  description = "In-cluster URL of the user API, HTTPS with api_tls's certificate (front it with the ingress for users)."
+  value       = "https://meridian-master.${local.namespace}.svc:${var.ports.api}"
 }
 
 output "certificate_identity" {

@@ -91,6 +91,19 @@ variable "tls" {
   }
 }
 
+variable "api_tls" {
+  description = "PEM: the user API's server certificate (tls_crt, for the name the ingress or users connect to; full chain) and its key (tls_key). master.listen is not loopback, so the master serves HTTPS only."
+  type = object({
+    tls_crt = string
+    tls_key = string
+  })
+  sensitive = true
+  validation {
+    condition     = strcontains(var.api_tls.tls_crt, "BEGIN CERTIFICATE") && strcontains(var.api_tls.tls_key, "PRIVATE KEY")
+    error_message = "api_tls needs PEM text: a certificate and a private key."
+  }
+}
+
 variable "jwt" {
   description = "User-API token checks: the one accepted algorithm, issuer, audience and the verification key (PEM, public)."
   type = object({

@@ -129,6 +129,11 @@ resource "kubernetes_deployment_v1" "master" {
             read_only  = true
           }
           volume_mount {
+            name       = "api-tls"
+            mount_path = "/etc/meridian/api-tls"
+            read_only  = true
+          }
+          volume_mount {
             name       = "tmp"
             mount_path = "/tmp"
           }
@@ -151,6 +156,13 @@ resource "kubernetes_deployment_v1" "master" {
           name = "jwt"
           secret {
             secret_name  = kubernetes_secret_v1.jwt.metadata[0].name
+            default_mode = "0440"
+          }
+        }
+        volume {
+          name = "api-tls"
+          secret {
+            secret_name  = kubernetes_secret_v1.api_tls.metadata[0].name
             default_mode = "0440"
           }
         }
@@ -218,7 +230,9 @@ resource "kubernetes_job_v1" "migrate" {
           name              = "migrate"
           image             = var.image
           image_pull_policy = "IfNotPresent"
-          # Assumed interface (not built yet): apply migrations, exit 0.
+          # Applies the migrations and exits 0, after the same configuration checks
+          # as `serve`: the certificates and the JWT key must load, so the Job
+          # mounts them as the master does.
           args = ["migrate"]
           env {
             name  = "MERIDIAN_MASTER_CONFIG"
@@ -250,11 +264,47 @@ resource "kubernetes_job_v1" "migrate" {
             mount_path = "/etc/config"
             read_only  = true
           }
+          volume_mount {
+            name       = "tls"
+            mount_path = "/etc/meridian/tls"
+            read_only  = true
+          }
+          volume_mount {
+            name       = "jwt"
+            mount_path = "/etc/meridian/jwt"
+            read_only  = true
+          }
+          volume_mount {
+            name       = "api-tls"
+            mount_path = "/etc/meridian/api-tls"
+            read_only  = true
+          }
         }
         volume {
           name = "config"
           config_map {
             name = kubernetes_config_map_v1.config.metadata[0].name
+          }
+        }
+        volume {
+          name = "tls"
+          secret {
+            secret_name  = kubernetes_secret_v1.tls.metadata[0].name
+            default_mode = "0440"
+          }
+        }
+        volume {
+          name = "jwt"
+          secret {
+            secret_name  = kubernetes_secret_v1.jwt.metadata[0].name
+            default_mode = "0440"
+          }
+        }
+        volume {
+          name = "api-tls"
+          secret {
+            secret_name  = kubernetes_secret_v1.api_tls.metadata[0].name
+            default_mode = "0440"
           }
         }
       }

@@ -31,7 +31,13 @@ locals {
       shutdown_grace_seconds = var.shutdown_grace_seconds
     }
     worker = {
-      orchestrator_url        = "http://${var.worker_service_name}:${var.ports.worker_api}"
+      # The worker API is HTTPS with the site's certificate; workers check that it
+      # chains to the mesh CA (mounted alone in their pods) and names the site.
+      orchestrator_url = "https://${var.worker_service_name}:${var.ports.worker_api}"
+      tls = {
+        ca_file = "${var.tls_mount_path}/ca.crt"
+      }
+      ops_listen              = "0.0.0.0:${var.ports.ops}"
       slot_count              = var.worker_slot_count
       drain_seconds           = var.worker_drain_seconds
       process_memory_limit_mb = var.worker_memory_limit_mb

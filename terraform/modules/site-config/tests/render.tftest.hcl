@@ -28,8 +28,16 @@ run "renders_the_listeners_and_identity" {
     error_message = "site.name must be the site"
   }
   assert {
-    condition     = yamldecode(output.system_default_yaml).worker.orchestrator_url == "http://meridian-orchestrator-workers:8444"
-    error_message = "workers must poll the worker API Service"
+    condition     = yamldecode(output.system_default_yaml).worker.orchestrator_url == "https://meridian-orchestrator-workers:8444"
+    error_message = "workers must poll the worker API Service over HTTPS"
+  }
+  assert {
+    condition     = yamldecode(output.system_default_yaml).worker.tls.ca_file == "/etc/meridian/tls/ca.crt"
+    error_message = "an https orchestrator URL needs worker.tls.ca_file, the mounted mesh CA"
+  }
+  assert {
+    condition     = yamldecode(output.system_default_yaml).worker.ops_listen == "0.0.0.0:9090"
+    error_message = "worker pods' probes need worker.ops_listen on the ops port"
   }
 }
 
