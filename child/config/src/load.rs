@@ -153,6 +153,9 @@ pub fn finalize(
     }
     validate(&cfg)?;
     super::distributed::validate(&cfg)?;
+    if mode != RunMode::Worker {
+        super::validate::api_tls_files(&cfg)?;
+    }
     Ok(cfg)
 }
 

@@ -312,7 +312,7 @@ pub(crate) fn address(key: &str, value: &str) -> Result<SocketAddr, ConfigError>
 }
 
 /// HTTPS rules: a federated site or one listening beyond loopback must have its TLS
-/// files, and they must load now rather than at the first connection.
+/// files configured (whether they load is [`api_tls_files`], per mode).
 fn validate_tls(cfg: &SystemConfig) -> Result<(), ConfigError> {
     let loopback = cfg
         .api
@@ -351,6 +351,16 @@ fn validate_tls(cfg: &SystemConfig) -> Result<(), ConfigError> {
         1,
         3600,
     )?;
+    Ok(())
+}
+
+/// The site API's certificate, key and CA load now rather than at the first
+/// connection. Only the modes that serve the site API need them: a remote worker
+/// (`--mode worker`) never does, and its pods must not hold the site's private key.
+pub(super) fn api_tls_files(cfg: &SystemConfig) -> Result<(), ConfigError> {
+    let Some(tls) = &cfg.api.tls else {
+        return Ok(());
+    };
     let files = tls.files();
     let key_of = |e: &meridian_service::tls::TlsError| {
         if e.file == tls.ca_file {
@@ -410,6 +420,23 @@ mod tests {
         let yaml = "classifiers:\n  custom:\n    - name: email\n      regex: 'x'\n";
         let err = finalize(&ConfigLayers::new().with_yaml(yaml), &[], RunMode::Single).unwrap_err();
         assert_eq!(err.key, "classifiers.custom[0].name");
+    }
+
+    #[test]
+    fn only_the_modes_serving_the_site_api_load_its_tls_files() {
+        let yaml = "site:\n  federated: true\napi:\n  listen: 0.0.0.0:8443\n  tls:\n    \
+                    ca_file: /no/ca.crt\n    cert_file: /no/tls.crt\n    key_file: /no/tls.key\n";
+        let layers = ConfigLayers::new().with_yaml(yaml);
+        for mode in [RunMode::Single, RunMode::Orchestrator, RunMode::Migrate] {
+            let err = finalize(&layers, &[], mode).unwrap_err();
+            assert!(err.key.starts_with("api.tls."), "{mode:?}: {err}");
+        }
+        finalize(&layers, &[], RunMode::Worker).expect("a worker holds no site key");
+        // What a worker is told about the site API still has to make sense.
+        let no_tls = "site:\n  federated: true\n";
+        let err =
+            finalize(&ConfigLayers::new().with_yaml(no_tls), &[], RunMode::Worker).unwrap_err();
+        assert_eq!(err.key, "api.tls");
     }
 
     #[test]
