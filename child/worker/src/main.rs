@@ -59,10 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(meridian_worker::remote::run(
-        layers,
-        meridian_service::shutdown::on_signal(),
-    ));
+    // `on_signal` spawns its listener, so it must run inside the runtime.
+    let result = runtime.block_on(async {
+        meridian_worker::remote::run(layers, meridian_service::shutdown::on_signal()).await
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<ConfigError>().is_some() => {
