@@ -172,6 +172,33 @@ impl SiteProcess {
         p
     }
 
+    /// Starts the binary with exactly `args` and `env`, and waits until `ops_base`'s
+    /// `/ready` answers: for a site whose API is mutual TLS, `ops_base` is its plain
+    /// `api.ops_listen`. `base` is `ops_base`.
+    pub async fn start_with_args(
+        args: &[&str],
+        env: &[(&str, &str)],
+        log: &Path,
+        ops_base: &str,
+    ) -> SiteProcess {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let p = SiteProcess {
+            child: cmd.spawn().expect("spawn meridian-child"),
+            base: ops_base.to_owned(),
+            log: log.to_owned(),
+        };
+        p.wait_ready(Duration::from_secs(60)).await;
+        p
+    }
+
     /// Starts the binary as `--mode worker` with `env`. Workers open no port; `base`
     /// is empty.
     pub fn start_worker(config: &Path, log: &Path, env: &[(&str, &str)]) -> SiteProcess {
@@ -248,7 +275,13 @@ impl Drop for SiteProcess {
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    free_port_on("127.0.0.1")
+}
+
+/// A free TCP port on `ip`, e.g. `127.0.0.2` (all of 127.0.0.0/8 is loopback on
+/// Linux, so a second address needs no setup).
+pub fn free_port_on(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")

@@ -485,3 +485,146 @@ async fn rotation_closes_existing_connections_and_new_sessions_get_the_new_certi
     server.await.unwrap().unwrap();
     watcher.await.unwrap();
 }
+
+/// The distributed model across two addresses over TLS: an orchestrator whose worker
+/// API listens on 127.0.0.2 with the site's certificate (which names `london`,
+/// `localhost` and 127.0.0.1, not 127.0.0.2: a worker checks the site's identity,
+/// not the URL's host), a remote worker trusting the mesh CA that finishes a job with
+/// the exact counts, and one trusting another CA that gets no work and logs why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_workers_reach_the_worker_api_on_another_address_only_trusting_the_site_ca() {
+    use meridian_tests::process::{SiteProcess, free_port, free_port_on};
+    meridian_tests::init();
+    let dir = tempfile::tempdir().unwrap();
+    let c = certs::init(&dir.path().join("certs"), &["london".into()]).unwrap();
+    let stranger = certs::init(&dir.path().join("other-ca"), &["london".into()]).unwrap();
+    let corpus = meridian_tests::corpus::generate(&dir.path().join("share"), 7, 30, 12);
+    let url = meridian_tests::pg::fresh_database().await;
+    let (api, workers, ops) = (free_port(), free_port_on("127.0.0.2"), free_port());
+    let config = dir.path().join("site.yaml");
+    let yaml = [
+        "site:\n  name: london\n  federated: true".to_owned(),
+        format!("node:\n  data_dir: {}", dir.path().display()),
+        format!("database:\n  url: \"{url}\""),
+        format!("api:\n  listen: 127.0.0.1:{api}\n  worker_listen: 127.0.0.2:{workers}"),
+        format!("  ops_listen: 127.0.0.1:{ops}"),
+        format!(
+            "  tls:\n    ca_file: {}\n    cert_file: {}\n    key_file: {}",
+            c.ca().display(),
+            c.cert("london").display(),
+            c.key("london").display()
+        ),
+        "orchestrator:\n  long_poll_timeout_seconds: 2\n  reaper_interval_seconds: 1".to_owned(),
+        "  shutdown_grace_seconds: 5".to_owned(),
+        "worker:\n  task_timeout_seconds: 5\n  heartbeat_interval_seconds: 1".to_owned(),
+        "  global_cpu_threshold_percent: 100\n  retry_backoff_base_milliseconds: 50".to_owned(),
+        "  retry_backoff_max_seconds: 1\n  slot_count: 4\n  drain_seconds: 2".to_owned(),
+        format!(
+            "data_sources:\n  - id: share\n    kind: filesystem\n    root: {}",
+            corpus.root.display()
+        ),
+    ];
+    std::fs::write(&config, yaml.join("\n") + "\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let key = (
+        "MERIDIAN_WORKER_AUTH_KEY",
+        "listeners-test-worker-key-0123456789abcdef",
+    );
+    let _orchestrator = SiteProcess::start_with_args(
+        &["--mode", "orchestrator", "--config", config_arg],
+        &[key, ("MERIDIAN_NODE__ID", "orch")],
+        &dir.path().join("orch.log"),
+        &format!("http://127.0.0.1:{ops}"),
+    )
+    .await;
+    let master = mtls_client(&c, "master");
+    let site = format!("https://127.0.0.1:{api}");
+    let r = master
+        .post(format!("{site}/start_job"))
+        .json(&serde_json::json!({"name": "over-tls", "data_sources": ["share"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "start_job: {}", r.status());
+    let job = r.json::<serde_json::Value>().await.unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let orchestrator_url = format!("https://127.0.0.2:{workers}");
+    let worker = |name: &str, ca: &Path| {
+        SiteProcess::start_worker(
+            &config,
+            &dir.path().join(format!("{name}.log")),
+            &[
+                key,
+                ("MERIDIAN_NODE__ID", name),
+                ("MERIDIAN_WORKER__ORCHESTRATOR_URL", &orchestrator_url),
+                ("MERIDIAN_WORKER__TLS__CA_FILE", ca.to_str().unwrap()),
+            ],
+        )
+    };
+    // Alone with the job, the worker trusting another CA: it keeps failing the TLS
+    // handshake, says so, and no task is leased.
+    let untrusting = worker("untrusting", &stranger.ca());
+    let started = Instant::now();
+    while !untrusting.log_text().contains("cannot get work") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the untrusting worker never reported its failure:\n{}",
+            untrusting.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = untrusting.log_text();
+    assert!(
+        log.to_ascii_lowercase().contains("certificate"),
+        "the log does not say the certificate was the problem:\n{log}"
+    );
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM lease_history")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0, "a worker that does not trust the site got work");
+
+    let _trusting = worker("trusting", &c.ca());
+    let started = Instant::now();
+    let done = loop {
+        let status: serde_json::Value = master
+            .get(format!("{site}/get_job_status/{job}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ["COMPLETED", "FAILED", "CANCELLED"].contains(&status["state"].as_str().unwrap_or("")) {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "job not finished: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(done["state"], "COMPLETED", "{done}");
+    assert_eq!(
+        meridian_tests::site::findings_by_classifier(&done),
+        corpus.expected,
+        "{done}"
+    );
+    let holders: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT worker_id FROM lease_history ORDER BY 1")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(
+        !holders.is_empty()
+            && holders
+                .iter()
+                .all(|w| w.contains("trusting-") && !w.contains("untrusting")),
+        "leases went to {holders:?}"
+    );
+}

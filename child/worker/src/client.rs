@@ -242,8 +242,15 @@ fn without_url(e: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let source = std::error::Error::source(&e)
-        .map(|s| format!(": {s}"))
-        .unwrap_or_default();
-    format!("{kind}{source}")
+    // The whole chain: the reason (a certificate the CA does not sign, a refused
+    // connection) is usually several sources down. The top error, which names the
+    // URL, is left out.
+    let mut text = kind.to_owned();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
