@@ -12,7 +12,7 @@ use meridian_service::supervisor::{BackgroundLoop, Tick};
 use tokio::sync::Notify;
 
 use crate::app::{SharedMaster, component};
-use crate::remote::{self, Remote};
+use crate::site_reply::{self, SiteReply, with_trace};
 use crate::store::{SiteJobRow, StoreError};
 use meridian_wire::time::now_ms;
 
@@ -74,27 +74,30 @@ async fn cancel_one(m: &SharedMaster, sj: SiteJobRow) -> Result<(), StoreError> 
             .await;
     };
     let path = format!("/cancel_job/{}", sj.job_id);
-    let sent = client.http.post(client.endpoint(&path)).send().await;
-    match remote::read::<serde_json::Value>(sent).await {
-        Remote::Ok(_) => {
-            tracing::info!(job_id = %sj.job_id, site = %sj.site, "site {} acknowledged the cancel", sj.site);
+    let trace_id = m.store.job(&sj.job_id).await?.and_then(|j| j.trace_id);
+    let sent = with_trace(client.http.post(client.endpoint(&path)), &trace_id)
+        .send()
+        .await;
+    match site_reply::read::<serde_json::Value>(sent).await {
+        SiteReply::Ok(_) => {
+            tracing::info!(job_id = %sj.job_id, site = %sj.site, trace_id = trace_id.as_deref().unwrap_or(""), "site {} acknowledged the cancel", sj.site);
             m.store
                 .end_cancel(&sj.job_id, &sj.site, true, next, None)
                 .await
         }
         // The site never created the job (its dispatch was refused): nothing to cancel.
-        Remote::Refused { status: 404, .. } => {
+        SiteReply::Refused { status: 404, .. } => {
             m.store
                 .end_cancel(&sj.job_id, &sj.site, true, next, None)
                 .await
         }
-        Remote::Refused { status, message } => {
+        SiteReply::Refused { status, message } => {
             let msg = format!("cancel refused (HTTP {status}): {message}");
             m.store
                 .end_cancel(&sj.job_id, &sj.site, false, next, Some(&msg))
                 .await
         }
-        Remote::Retry(why) => {
+        SiteReply::Retry(why) => {
             let msg = format!("cancel attempt {attempt} failed: {why}");
             m.store
                 .end_cancel(&sj.job_id, &sj.site, false, next, Some(&msg))

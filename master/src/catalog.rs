@@ -10,7 +10,7 @@ use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_wire::DataSourceInfo;
 
 use crate::app::{SharedMaster, component};
-use crate::remote::{self, Remote};
+use crate::site_reply::{self, SiteReply};
 use crate::store::StoreError;
 use meridian_wire::time::now_ms;
 
@@ -57,23 +57,23 @@ impl BackgroundLoop for Catalog {
 pub async fn refresh(m: &SharedMaster) -> Result<bool, StoreError> {
     let reads = m.clients.all().into_iter().map(|c| async move {
         let sent = c.http.get(c.endpoint("/data_sources")).send().await;
-        (c.name, remote::read::<Vec<DataSourceInfo>>(sent).await)
+        (c.name, site_reply::read::<Vec<DataSourceInfo>>(sent).await)
     });
     let mut all = true;
     for (site, got) in futures::future::join_all(reads).await {
         match got {
-            Remote::Ok(mut sources) => {
+            SiteReply::Ok(mut sources) => {
                 // The catalog is the site's own word, but the site name is the master's.
                 for s in &mut sources {
                     s.site = site.clone();
                 }
                 m.store.replace_catalog(&site, &sources, now_ms()).await?;
             }
-            Remote::Refused { status, message } => {
+            SiteReply::Refused { status, message } => {
                 all = false;
                 tracing::warn!(site = %site, "cannot read the catalog of site {site}: HTTP {status}: {message}");
             }
-            Remote::Retry(why) => {
+            SiteReply::Retry(why) => {
                 all = false;
                 tracing::debug!(site = %site, "cannot read the catalog of site {site}: {why}");
             }

@@ -14,7 +14,7 @@ use meridian_wire::{JobStatus, StartJobRequest};
 use tokio::sync::Notify;
 
 use crate::app::{SharedMaster, component};
-use crate::remote::{self, Remote};
+use crate::site_reply::{self, SiteReply, with_trace};
 use crate::store::{DispatchState, SiteJobRow, StoreError};
 use meridian_wire::time::now_ms;
 
@@ -94,32 +94,33 @@ async fn dispatch_one(m: &SharedMaster, sj: SiteJobRow) -> Result<(), StoreError
         options: serde_json::from_value(req["options"].clone()).unwrap_or_default(),
         priority: req["priority"].as_u64().and_then(|p| u32::try_from(p).ok()),
     };
-    let sent = client
-        .http
-        .post(client.endpoint("/start_job"))
-        .json(&body)
-        .send()
-        .await;
+    let sent = with_trace(
+        client.http.post(client.endpoint("/start_job")),
+        &job.trace_id,
+    )
+    .json(&body)
+    .send()
+    .await;
     metrics::counter!("meridian_master_dispatch_attempts_total", "site" => sj.site.clone())
         .increment(1);
-    match remote::read::<JobStatus>(sent).await {
-        Remote::Ok(status) => {
+    match site_reply::read::<JobStatus>(sent).await {
+        SiteReply::Ok(status) => {
             m.store
                 .apply_statuses(&sj.site, std::slice::from_ref(&status), now_ms())
                 .await?;
             m.store
                 .end_dispatch(&sj.job_id, &sj.site, DispatchState::Dispatched, None)
                 .await?;
-            tracing::info!(job_id = %sj.job_id, site = %sj.site, attempt, "dispatched to site {}", sj.site);
+            tracing::info!(job_id = %sj.job_id, site = %sj.site, trace_id = job.trace_id.as_deref().unwrap_or(""), attempt, "dispatched to site {}", sj.site);
         }
-        Remote::Refused { status, message } => {
+        SiteReply::Refused { status, message } => {
             let msg = format!("site refused the job (HTTP {status}): {message}");
             tracing::warn!(job_id = %sj.job_id, site = %sj.site, "{msg}");
             m.store
                 .end_dispatch(&sj.job_id, &sj.site, DispatchState::Rejected, Some(&msg))
                 .await?;
         }
-        Remote::Retry(why) => {
+        SiteReply::Retry(why) => {
             let msg = format!("dispatch attempt {attempt} failed: {why}");
             tracing::warn!(job_id = %sj.job_id, site = %sj.site, "{msg}");
             m.store

@@ -13,8 +13,8 @@ pub mod clients;
 pub mod config;
 pub mod dispatch;
 pub mod poller;
-pub mod remote;
 pub mod server;
+pub mod site_reply;
 pub mod store;
 pub mod view;
 

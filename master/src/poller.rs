@@ -14,9 +14,10 @@ use meridian_wire::StatusDelta;
 
 use crate::app::{SharedMaster, component};
 use crate::clients::SiteClient;
-use crate::remote::{self, Remote};
+use crate::site_reply::{self, SiteReply, with_trace};
 use crate::store::{SiteRow, StoreError};
 use crate::view::overall_state;
+use meridian_service::request_id;
 use meridian_wire::time::now_ms;
 
 /// Changed statuses per request; more pages follow in the same round.
@@ -91,12 +92,16 @@ async fn poll_site(
     let started = Instant::now();
     let mut since = site.since_version;
     let mut changed = Vec::new();
+    // A poll concerns many jobs: it gets a trace of its own, so that the site's lines
+    // of one poll round can be told apart from another's.
+    let trace = Some(request_id::new_trace_id());
     for _ in 0..MAX_PAGES {
         let url = client.endpoint(&format!("/job_statuses?since_version={since}&limit={PAGE}"));
         metrics::counter!("meridian_master_poll_requests_total", "site" => site.name.clone())
             .increment(1);
-        match remote::read::<StatusDelta>(client.http.get(url).send().await).await {
-            Remote::Ok(delta) => {
+        let sent = with_trace(client.http.get(url), &trace).send().await;
+        match site_reply::read::<StatusDelta>(sent).await {
+            SiteReply::Ok(delta) => {
                 changed.extend(
                     m.store
                         .apply_statuses(&site.name, &delta.jobs, now_ms())
@@ -107,12 +112,12 @@ async fn poll_site(
                     break;
                 }
             }
-            Remote::Refused { status, message } => {
+            SiteReply::Refused { status, message } => {
                 return failed(m, &site, format!("HTTP {status}: {message}"))
                     .await
                     .map(|_| changed);
             }
-            Remote::Retry(why) => return failed(m, &site, why).await.map(|_| changed),
+            SiteReply::Retry(why) => return failed(m, &site, why).await.map(|_| changed),
         }
     }
     let latency = started.elapsed();

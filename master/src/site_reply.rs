@@ -1,11 +1,23 @@
 //! Calls to a child's site API and what their answers mean to the master.
 
+use meridian_service::request_id;
 use meridian_wire::error::ErrorEnvelope;
 use serde::de::DeserializeOwned;
 
+/// `req` carrying a W3C `traceparent` that continues `trace_id`, when there is one.
+pub fn with_trace(
+    req: reqwest::RequestBuilder,
+    trace_id: &Option<String>,
+) -> reqwest::RequestBuilder {
+    match trace_id {
+        Some(t) => req.header(request_id::TRACEPARENT, request_id::traceparent(t)),
+        None => req,
+    }
+}
+
 /// How a call to a site ended.
 #[derive(Debug)]
-pub enum Remote<T> {
+pub enum SiteReply<T> {
     Ok(T),
     /// The site answered and refused for good (4xx other than 408/429).
     Refused {
@@ -19,16 +31,16 @@ pub enum Remote<T> {
 /// Reads a site's answer into `T`, classifying failures.
 pub async fn read<T: DeserializeOwned>(
     result: Result<reqwest::Response, reqwest::Error>,
-) -> Remote<T> {
+) -> SiteReply<T> {
     let resp = match result {
         Ok(r) => r,
-        Err(e) => return Remote::Retry(describe(&e)),
+        Err(e) => return SiteReply::Retry(describe(&e)),
     };
     let status = resp.status();
     if status.is_success() {
         return match resp.json::<T>().await {
-            Ok(v) => Remote::Ok(v),
-            Err(e) => Remote::Retry(format!("unreadable answer: {}", describe(&e))),
+            Ok(v) => SiteReply::Ok(v),
+            Err(e) => SiteReply::Retry(format!("unreadable answer: {}", describe(&e))),
         };
     }
     let message = match resp.json::<ErrorEnvelope>().await {
@@ -37,12 +49,12 @@ pub async fn read<T: DeserializeOwned>(
     };
     let code = status.as_u16();
     if status.is_client_error() && code != 408 && code != 429 {
-        Remote::Refused {
+        SiteReply::Refused {
             status: code,
             message,
         }
     } else {
-        Remote::Retry(format!("HTTP {code}: {message}"))
+        SiteReply::Retry(format!("HTTP {code}: {message}"))
     }
 }
 

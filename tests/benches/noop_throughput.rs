@@ -160,6 +160,7 @@ async fn site_rate(url: &str, seconds: u64, threads: u32) -> (f64, Vec<f64>) {
         data_sources: vec!["noop".into()],
         options: "{}".into(),
         priority: 1,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     };
     store.create_job(&new).await.expect("job");
     store.close().await;

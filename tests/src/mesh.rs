@@ -21,7 +21,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn spawn(bin: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Proc {
+    pub fn spawn(bin: &Path, args: &[&str], env: &[(String, String)], log: &Path) -> Proc {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -67,6 +67,8 @@ pub struct MeshSite {
     pub port: u16,
     pub config: PathBuf,
     pub env: Vec<(String, String)>,
+    /// Arguments added to the site's command line (e.g. `--mode orchestrator`).
+    pub args: Vec<String>,
     pub proc: Option<Proc>,
 }
 
@@ -89,6 +91,8 @@ pub struct Mesh {
     pub mtls: reqwest::Client,
     /// The master's `poll_interval_seconds`.
     pub poll_seconds: f64,
+    /// Environment variables for the master's next start.
+    pub master_env: Vec<(String, String)>,
 }
 
 /// Site settings for tests: fast loops, CPU back-pressure off.
@@ -138,6 +142,7 @@ impl Mesh {
                     port: free_port(),
                     config: dir.path().join(format!("{s}.yaml")),
                     env: Vec::new(),
+                    args: Vec::new(),
                     proc: None,
                 },
             );
@@ -155,6 +160,7 @@ impl Mesh {
                 .expect("client"),
             mtls,
             poll_seconds: POLL_SECONDS,
+            master_env: Vec::new(),
         }
     }
 
@@ -191,12 +197,9 @@ impl Mesh {
         let listen = format!("127.0.0.1:{port}");
         let log = self.dir.path().join(format!("{site}.log"));
         let config = s.config.display().to_string();
-        s.proc = Some(Proc::spawn(
-            &binary(),
-            &["--config", &config, "--listen", &listen],
-            &s.env,
-            &log,
-        ));
+        let mut args = vec!["--config", &config, "--listen", &listen];
+        args.extend(s.args.iter().map(String::as_str));
+        s.proc = Some(Proc::spawn(&binary(), &args, &s.env, &log));
         let url = format!("{}/ready", s.url());
         wait_ready(&self.mtls, &url, &log).await;
     }
@@ -265,7 +268,7 @@ impl Mesh {
         self.master = Some(Proc::spawn(
             &master_binary(),
             &["serve", "--config", &config],
-            &[],
+            &self.master_env,
             &log,
         ));
         let url = format!("{}/ready", self.master_url());

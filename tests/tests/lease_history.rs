@@ -36,6 +36,7 @@ fn job_j1(sources: &[&str], options: &str) -> NewJob {
         data_sources: sources.iter().map(|s| (*s).to_owned()).collect(),
         options: options.into(),
         priority: 1,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     }
 }
 
@@ -262,8 +263,13 @@ async fn pending_tasks_handed_to_announced_waiters() {
             max: 2,
         },
     ];
-    let (options, handed) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
-    assert_eq!(options, job.options);
+    let (context, handed) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
+    assert_eq!(context.options, job.options);
+    assert_eq!(
+        context.trace_id.as_deref(),
+        Some(job.trace_id.as_str()),
+        "handed-off packets lose the job's trace"
+    );
     let mut got: Vec<(usize, i64)> = handed.iter().map(|(w, t)| (*w, t.id)).collect();
     got.sort_by_key(|g| g.1);
     assert_eq!(got, [(0, ids[1]), (1, ids[2]), (0, ids[3])]);
@@ -279,9 +285,9 @@ async fn pending_tasks_handed_to_announced_waiters() {
     let started = store.job("j1").await.unwrap().unwrap();
     assert_eq!(started.state, "RUNNING");
     assert!(started.status_version > row.status_version);
-    let (options, none) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
+    let (context, none) = hand_off_pending_on(&conn, "j1", &to).await.unwrap();
     assert!(none.is_empty());
-    assert_eq!(options, "");
+    assert_eq!(context, meridian_store::JobContext::default());
     assert_eq!(store.overlapping_leases().await.unwrap(), 0);
 }
 

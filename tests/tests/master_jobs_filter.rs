@@ -24,6 +24,7 @@ fn job(i: i64, name: &str, site: &str) -> NewJob {
         idempotency_key: None,
         sites: vec![(site.into(), vec!["ds".into()])],
         now_ms: 1_000 + i / 2,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     }
 }
 

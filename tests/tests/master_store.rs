@@ -24,6 +24,7 @@ fn new_job(id: &str, key: Option<&str>, hash: &str, sites: &[&str]) -> NewJob {
             .map(|s| (s.to_string(), vec![format!("ds_{s}_01")]))
             .collect(),
         now_ms: 1_000,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     }
 }
 

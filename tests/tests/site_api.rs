@@ -61,8 +61,21 @@ async fn statuses_and_lists_page_and_delta(backend: Backend) {
             { "id": "ds_b", "kind": "synthetic", "site": "london", "description": "" },
         ])
     );
-    let (_, workers) = site.get("/workers").await;
-    assert_eq!(workers.as_array().unwrap().len(), 2);
+    // In-process workers register as their threads start, which may be just after
+    // the site says it is ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (code, workers) = site.get("/workers").await;
+        let listed = workers.as_array().map_or(0, Vec::len);
+        if code == 200 && listed == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "two in-process workers never listed: {code} {workers}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(

@@ -266,6 +266,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
         data_sources: vec!["ds".into()],
         options: "{}".into(),
         priority: 1,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     };
     assert!(matches!(
         store.create_job(&new).await.unwrap(),

@@ -96,6 +96,7 @@ fn new_job(id: &str, hash: &str) -> NewJob {
         data_sources: vec!["ds1".into()],
         options: "{}".into(),
         priority: 1,
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
     }
 }
 

@@ -66,6 +66,7 @@ async fn a_site_store_opens_on_a_schema_a_newer_version_expanded(backend: Backen
             data_sources: vec!["ds".into()],
             options: "{}".into(),
             priority: 1,
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         })
         .await
         .unwrap();

@@ -211,12 +211,18 @@ impl Assigner {
 
     fn packet(&self, task: ClaimedTask, slot: Option<&JobSlot>) -> WorkPacket {
         let options = slot.map(|s| s.options.clone()).unwrap_or_default();
-        work_packet(&self.app.cfg(), task, options)
+        let trace_id = slot.and_then(|s| s.row.trace_id.clone());
+        work_packet(&self.app.cfg(), task, options, trace_id)
     }
 }
 
 /// The work packet for a task just leased.
-pub fn work_packet(cfg: &SystemConfig, task: ClaimedTask, options: JobOptions) -> WorkPacket {
+pub fn work_packet(
+    cfg: &SystemConfig,
+    task: ClaimedTask,
+    options: JobOptions,
+    trace_id: Option<String>,
+) -> WorkPacket {
     let data_source = cfg
         .data_source(&task.data_source_id)
         .and_then(|d| serde_json::to_value(d).ok())
@@ -232,6 +238,7 @@ pub fn work_packet(cfg: &SystemConfig, task: ClaimedTask, options: JobOptions) -
         payload: serde_json::from_str(&task.payload).unwrap_or(serde_json::Value::Null),
         lease_expires_at: rfc3339_from_millis(task.lease_expires_at),
         heartbeat_interval_seconds: cfg.worker.heartbeat_interval_seconds,
+        trace_id,
     }
 }
 

@@ -174,6 +174,8 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
         data_sources: req.data_sources.clone(),
         options: serde_json::to_string(&req.options).unwrap_or_else(|_| "{}".into()),
         priority: i64::from(priority),
+        trace_id: meridian_service::request_id::current_trace_id()
+            .unwrap_or_else(meridian_service::request_id::new_trace_id),
     };
     // In `--mode orchestrator` the job's first tasks go straight to workers waiting in
     // a long-poll on this replica, in the creating transaction.
@@ -194,7 +196,7 @@ pub async fn start_job(app: &App, req: StartJobRequest) -> Result<(JobStatus, bo
     // tasks reach waiting workers (here, or through the announcement on other replicas)
     // sooner; the job is acknowledged only once durable (`Store::flush_commits`).
     app.store.flush_commits().await?;
-    tracing::info!(job.id = %row.id, name = %meridian_service::request_id::log_safe(&row.name), "job {} created over {}", row.id, meridian_service::request_id::log_safe(&req.data_sources.join(", ")));
+    tracing::info!(job.id = %row.id, name = %row.name, trace_id = row.trace_id.as_deref().unwrap_or(""), "job {} created over {}", row.id, req.data_sources.join(", "));
     metrics::counter!("meridian_jobs_created_total").increment(1);
     app.wake.jobs_changed();
     // The status as of the creating commit needs no query: one DISCOVERY task per data

@@ -36,8 +36,8 @@ use meridian_service::health::component;
 use meridian_service::supervisor::{BackgroundLoop, Tick};
 use meridian_service::worker_token::Verifier;
 use meridian_store::{
-    ClaimedTask, CreateOutcome, HandOff, Lease, LeaseSpec, NewJob, StoreError, StoreResult,
-    TaskListener,
+    ClaimedTask, CreateOutcome, HandOff, JobContext, Lease, LeaseSpec, NewJob, StoreError,
+    StoreResult, TaskListener,
 };
 use meridian_wire::task::FailureKind;
 
@@ -243,7 +243,11 @@ impl RemoteWorkers {
         // On an error the waiters are dropped with their senders: they look again.
         let (outcome, handed) = self.app.store.create_job_handing_off(job, &to).await?;
         let count = handed.len() as i64;
-        self.answer(waiters, handed, &job.options).await;
+        let context = JobContext {
+            options: job.options.clone(),
+            trace_id: Some(job.trace_id.clone()),
+        };
+        self.answer(waiters, handed, &context).await;
         Ok((outcome, count))
     }
 
@@ -261,7 +265,7 @@ impl RemoteWorkers {
     ) {
         let to = hand_offs(&waiters);
         match listener.hand_off_pending(job_id, &to).await {
-            Ok((options, handed)) => self.answer(waiters, handed, &options).await,
+            Ok((job, handed)) => self.answer(waiters, handed, &job).await,
             // The waiters are dropped with their senders: they look again.
             Err(e) => tracing::warn!("job {job_id}: announced tasks not taken ({e})"),
         }
@@ -282,15 +286,25 @@ impl RemoteWorkers {
 
     /// Answers each waiter with the tasks leased to it (possibly none: it looks again);
     /// a lease whose long-poll has gone is handed back at once.
-    async fn answer(&self, waiters: Vec<Waiter>, handed: Vec<(usize, ClaimedTask)>, options: &str) {
+    async fn answer(
+        &self,
+        waiters: Vec<Waiter>,
+        handed: Vec<(usize, ClaimedTask)>,
+        job: &JobContext,
+    ) {
         metrics::counter!("meridian_tasks_claimed_total").increment(handed.len() as u64);
         metrics::counter!("meridian_tasks_handed_off_total").increment(handed.len() as u64);
         let cfg = self.app.cfg();
-        let options: JobOptions = serde_json::from_str(options).unwrap_or_default();
+        let options: JobOptions = serde_json::from_str(&job.options).unwrap_or_default();
         let mut per: Vec<Vec<WorkPacket>> = waiters.iter().map(|_| Vec::new()).collect();
         for (i, task) in handed {
             if let Some(p) = per.get_mut(i) {
-                p.push(work_packet(&cfg, task, options.clone()));
+                p.push(work_packet(
+                    &cfg,
+                    task,
+                    options.clone(),
+                    job.trace_id.clone(),
+                ));
             }
         }
         for (w, packets) in waiters.into_iter().zip(per) {

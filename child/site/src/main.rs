@@ -104,7 +104,7 @@ fn main() -> ExitCode {
         let shutdown = meridian_service::shutdown::on_signal();
         if mode == RunMode::Worker {
             // No API and no database: a worker only talks to its orchestrators.
-            return meridian_worker::remote::run(layers, shutdown).await;
+            return meridian_worker::standalone::run(layers, shutdown).await;
         }
         if mode == RunMode::Migrate {
             // Opening the store applies the migrations (once, under a lock on

@@ -66,7 +66,8 @@ pub(crate) async fn create_job_step_by_step(
                 sources,
                 &job.options,
                 job.priority,
-                now
+                now,
+                &job.trace_id
             ],
         )
         .await?;

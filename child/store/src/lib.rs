@@ -218,11 +218,11 @@ pub trait TaskListener: Send {
     async fn next(&mut self) -> StoreResult<Notice>;
 
     /// Leases the pending tasks of an announced job to the waiting workers `to`, on
-    /// this connection, as [`hand_off_pending_on`]: the job's options and each leased
-    /// task with the index in `to` of its worker.
+    /// this connection, as [`hand_off_pending_on`]: what the packets carry of the job
+    /// and each leased task with the index in `to` of its worker.
     async fn hand_off_pending(
         &mut self,
         job_id: &str,
         to: &[HandOff],
-    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)>;
+    ) -> StoreResult<(JobContext, Vec<(usize, ClaimedTask)>)>;
 }

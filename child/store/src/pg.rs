@@ -36,6 +36,7 @@ struct HandedRow {
     task: ClaimedTask,
     slot: i64,
     options: Option<String>,
+    trace_id: Option<String>,
 }
 
 /// The lease columns of `n` task slots handed out in rounds to the waiters `to` (see
@@ -101,6 +102,7 @@ pub(crate) async fn create_job(
         .bind(&slots.nodes)
         .bind(&slots.lease_ms)
         .bind(handing)
+        .bind(&job.trace_id)
         .fetch_optional(pool)
         .await?;
     let Some(created) = created else {
@@ -154,7 +156,7 @@ pub async fn hand_off_pending_on<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     job_id: &str,
     to: &[HandOff],
-) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
+) -> StoreResult<(JobContext, Vec<(usize, ClaimedTask)>)> {
     // Slot k (the k-th pending task, lowest id first) goes to waiter owner[k].
     let slots = slot_leases(to.iter().map(|h| h.max).sum(), to);
     let rows: Vec<HandedRow> = sqlx::query_as(*HAND_OFF)
@@ -165,12 +167,15 @@ pub async fn hand_off_pending_on<'e>(
         .bind(slots.owner.len() as i64)
         .fetch_all(executor)
         .await?;
-    let options = rows
+    let job = rows
         .first()
-        .and_then(|r| r.options.clone())
+        .map(|r| JobContext {
+            options: r.options.clone().unwrap_or_default(),
+            trace_id: r.trace_id.clone(),
+        })
         .unwrap_or_default();
     Ok((
-        options,
+        job,
         rows.into_iter()
             .filter_map(|r| {
                 let k = usize::try_from(r.slot - 1).ok()?;
@@ -235,7 +240,7 @@ impl TaskListener for PgTaskListener {
         &mut self,
         job_id: &str,
         to: &[HandOff],
-    ) -> StoreResult<(String, Vec<(usize, ClaimedTask)>)> {
+    ) -> StoreResult<(JobContext, Vec<(usize, ClaimedTask)>)> {
         hand_off_pending_on(&mut self.listener, job_id, to).await
     }
 }

@@ -13,6 +13,17 @@ pub struct NewJob {
     /// JSON of `JobOptions`.
     pub options: String,
     pub priority: i64,
+    /// The W3C trace id the job's work is logged under (from the caller's
+    /// `traceparent`, or new).
+    pub trace_id: String,
+}
+
+/// What a work packet carries of its job besides the task: the options (JSON of
+/// `JobOptions`) and the trace id its work is logged under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobContext {
+    pub options: String,
+    pub trace_id: Option<String>,
 }
 
 /// What `create_job` did.
@@ -42,9 +53,19 @@ pub struct JobRow {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub status_version: i64,
+    /// Absent on jobs created before trace ids were kept.
+    pub trace_id: Option<String>,
 }
 
 impl JobRow {
+    /// What this job's work packets carry of it.
+    pub fn context(&self) -> JobContext {
+        JobContext {
+            options: self.options.clone(),
+            trace_id: self.trace_id.clone(),
+        }
+    }
+
     /// The state; a name this build does not know reads as `FAILED` rather than panicking.
     pub fn job_state(&self) -> JobState {
         self.state.parse().unwrap_or(JobState::Failed)

@@ -9,6 +9,6 @@ pub mod client;
 pub mod heartbeat;
 pub mod memory;
 pub mod ops;
-pub mod remote;
 pub mod reporter;
 pub mod runner;
+pub mod standalone;

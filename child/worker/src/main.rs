@@ -1,5 +1,5 @@
 //! `meridian-worker`: the remote worker of the distributed model. Thin: flags →
-//! configuration layers → [`meridian_worker::remote::run`]. No API, no database.
+//! configuration layers → [`meridian_worker::standalone::run`]. No API, no database.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,7 +61,7 @@ fn main() -> ExitCode {
     };
     // `on_signal` spawns its listener, so it must run inside the runtime.
     let result = runtime.block_on(async {
-        meridian_worker::remote::run(layers, meridian_service::shutdown::on_signal()).await
+        meridian_worker::standalone::run(layers, meridian_service::shutdown::on_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

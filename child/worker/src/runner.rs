@@ -12,6 +12,7 @@ use meridian_wire::states::Phase;
 use meridian_wire::{JobOptions, WorkPacket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use crate::heartbeat::{Beat, Heartbeat};
 use crate::heartbeat::{Renewal, Stop, heartbeat_loop};
@@ -46,7 +47,32 @@ pub enum Finished {
     GivenUp,
 }
 
+/// Runs `packet` inside a `task` span holding its job's trace id, job id and task
+/// id, so that every line logged about it (here, in the heartbeat, in the scanners)
+/// can be found from the job's trace.
 pub async fn run(
+    app: &Arc<dyn Reporter>,
+    worker_id: &str,
+    packet: WorkPacket,
+    deadline: &CancellationToken,
+    scan_on: ScanOn,
+    heartbeat: Heartbeat<'_>,
+) -> Finished {
+    let span = tracing::info_span!(
+        "task",
+        trace_id = tracing::field::Empty,
+        job_id = %packet.job_id,
+        task_id = packet.task_id,
+    );
+    if let Some(t) = &packet.trace_id {
+        span.record("trace_id", t.as_str());
+    }
+    run_packet(app, worker_id, packet, deadline, scan_on, heartbeat)
+        .instrument(span)
+        .await
+}
+
+async fn run_packet(
     app: &Arc<dyn Reporter>,
     worker_id: &str,
     packet: WorkPacket,
@@ -93,6 +119,16 @@ pub async fn run(
     }
     match result {
         Ok(scan) => {
+            tracing::debug!(
+                "task {} ({:?}) done by {worker_id}: {} findings{}",
+                packet.task_id,
+                packet.phase,
+                scan.findings.len(),
+                scan.outcome
+                    .as_ref()
+                    .map(|o| format!(", object {o:?}"))
+                    .unwrap_or_default()
+            );
             let object = scan.outcome.map(|outcome| ObjectResult {
                 object_id: packet.payload["object_id"].as_i64().unwrap_or(0),
                 outcome,

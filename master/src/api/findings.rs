@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use super::{Caller, MasterState, store_error};
 use crate::auth::Role;
-use crate::remote::{self, Remote};
+use crate::site_reply::{self, SiteReply};
 use crate::store::DispatchState;
 
 pub fn router() -> OpenApiRouter<MasterState> {
@@ -51,6 +51,7 @@ struct Query {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Overrides `Accept`: `json`, `csv` or `jsonl`.
+    #[param(inline)]
     format: Option<Format>,
 }
 
@@ -112,16 +113,16 @@ async fn site_page(
         .get(site)
         .ok_or_else(|| ApiError::Unavailable(format!("site `{site}` is not configured")))?;
     let url = client.endpoint(&site_findings_path(id, want, cursor));
-    match remote::read::<Page<Finding>>(client.http.get(url).send().await).await {
-        Remote::Ok(p) => Ok(p),
-        Remote::Refused { status: 404, .. } => Ok(Page {
+    match site_reply::read::<Page<Finding>>(client.http.get(url).send().await).await {
+        SiteReply::Ok(p) => Ok(p),
+        SiteReply::Refused { status: 404, .. } => Ok(Page {
             items: vec![],
             next_cursor: None,
         }),
-        Remote::Refused { status, message } => Err(ApiError::Unavailable(format!(
+        SiteReply::Refused { status, message } => Err(ApiError::Unavailable(format!(
             "site `{site}` refused to list findings (HTTP {status}): {message}"
         ))),
-        Remote::Retry(why) => Err(ApiError::Unavailable(format!(
+        SiteReply::Retry(why) => Err(ApiError::Unavailable(format!(
             "site `{site}` is unreachable ({why}); its findings stay at the site, retry later"
         ))),
     }

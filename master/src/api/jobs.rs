@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use meridian_service::ApiError;
 use meridian_service::extract::ApiJson;
+use meridian_service::request_id;
 use meridian_wire::JobOptions;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -172,10 +173,11 @@ async fn create(
         idempotency_key: key.clone(),
         sites: by_site.into_iter().collect(),
         now_ms: now_ms(),
+        trace_id: request_id::current_trace_id().unwrap_or_else(request_id::new_trace_id),
     };
     let (id, status) = match m.store.create_job(&job).await.map_err(store_error)? {
         CreateOutcome::Created(id) => {
-            tracing::info!(job_id = %id, sites = job.sites.len(), by = %caller.claims.sub, "job created");
+            tracing::info!(job_id = %id, name = %job.name, trace_id = %job.trace_id, sites = job.sites.len(), by = %caller.claims.sub, "job created");
             metrics::counter!("meridian_master_jobs_created_total").increment(1);
             m.work_arrived();
             (id, StatusCode::CREATED)

@@ -32,6 +32,7 @@ pub(super) fn job_row(r: &AnyRow) -> Result<JobRow> {
         cancel_requested: r.try_get::<i64, _>("cancel_requested")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        trace_id: r.try_get("trace_id")?,
     })
 }
 
@@ -69,8 +70,8 @@ impl Store {
         // A write first, so that SQLite takes the write lock at once instead of
         // upgrading a read lock (which can fail without waiting).
         let inserted = sqlx::query(
-            "INSERT INTO jobs (job_id, name, request, request_hash, idempotency_key, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $6) \
+            "INSERT INTO jobs (job_id, name, request, request_hash, idempotency_key, state, created_at, updated_at, trace_id) \
+             VALUES ($1, $2, $3, $4, $5, 'PENDING', $6, $6, $7) \
              ON CONFLICT DO NOTHING RETURNING job_id",
         )
         .bind(&job.job_id)
@@ -79,6 +80,7 @@ impl Store {
         .bind(&job.request_hash)
         .bind(&job.idempotency_key)
         .bind(job.now_ms)
+        .bind(&job.trace_id)
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {
@@ -122,7 +124,7 @@ impl Store {
 
     pub async fn job(&self, job_id: &str) -> Result<Option<JobRow>> {
         let row = sqlx::query(
-            "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at FROM jobs WHERE job_id = $1",
+            "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at, trace_id FROM jobs WHERE job_id = $1",
         )
         .bind(job_id)
         .fetch_optional(&self.pool)
@@ -138,7 +140,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<JobRow>> {
         let rows = sqlx::query(
-            "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at FROM jobs \
+            "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at, trace_id FROM jobs \
              WHERE ($1 = '' OR state = $1) AND ($2 = '' OR job_id < $2) ORDER BY job_id DESC LIMIT $3",
         )
         .bind(state.unwrap_or(""))

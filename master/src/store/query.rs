@@ -175,7 +175,7 @@ fn where_clause(sql: &mut Sql, f: &JobFilter, after: Option<&JobKey>, sort: JobS
 
 fn list_sql(f: &JobFilter, sort: JobSort, after: Option<&JobKey>, limit: i64) -> Sql {
     let mut sql = Sql {
-        text: "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at FROM jobs"
+        text: "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at, trace_id FROM jobs"
             .into(),
         args: Vec::new(),
     };

@@ -54,6 +54,8 @@ pub struct NewJob {
     /// Site name → that site's data source ids.
     pub sites: Vec<(String, Vec<String>)>,
     pub now_ms: i64,
+    /// The W3C trace id the job is followed by through the sites and their workers.
+    pub trace_id: String,
 }
 
 /// What `create_job` did.
@@ -75,6 +77,8 @@ pub struct JobRow {
     pub cancel_requested: bool,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Absent on jobs created before trace ids were kept.
+    pub trace_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

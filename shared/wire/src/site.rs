@@ -225,6 +225,10 @@ pub struct WorkPacket {
     pub payload: serde_json::Value,
     pub lease_expires_at: String,
     pub heartbeat_interval_seconds: u64,
+    /// The W3C trace id of the job: the worker logs its work on this packet under it.
+    /// Absent from orchestrators older than trace ids, and then ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// State of one internal component in `/health`.

@@ -1,21 +1,21 @@
 //! SQL that reads the same in both dialects and needs no placeholder.
 
 pub(crate) const SELECT_JOB: &str = "SELECT seq, id, name, definition_hash, data_sources, options, priority, state, \
-     created_at, started_at, finished_at, status_version FROM jobs WHERE id = $1";
+     created_at, started_at, finished_at, status_version, trace_id FROM jobs WHERE id = $1";
 
 pub(crate) const JOBS_PAGE: &str = "SELECT seq, id, name, definition_hash, data_sources, options, priority, state, \
-     created_at, started_at, finished_at, status_version FROM jobs WHERE seq > $1 ORDER BY seq LIMIT $2";
+     created_at, started_at, finished_at, status_version, trace_id FROM jobs WHERE seq > $1 ORDER BY seq LIMIT $2";
 
 pub(crate) const JOBS_PAGE_BY_STATE: &str = "SELECT seq, id, name, definition_hash, data_sources, options, priority, \
-     state, created_at, started_at, finished_at, status_version FROM jobs \
+     state, created_at, started_at, finished_at, status_version, trace_id FROM jobs \
      WHERE seq > $1 AND state = $3 ORDER BY seq LIMIT $2";
 
 pub(crate) const JOBS_CHANGED_SINCE: &str = "SELECT seq, id, name, definition_hash, data_sources, options, priority, \
-     state, created_at, started_at, finished_at, status_version FROM jobs \
+     state, created_at, started_at, finished_at, status_version, trace_id FROM jobs \
      WHERE status_version > $1 ORDER BY status_version, seq LIMIT $2";
 
 pub(crate) const ACTIVE_JOBS: &str = "SELECT seq, id, name, definition_hash, data_sources, options, priority, state, \
-     created_at, started_at, finished_at, status_version FROM jobs \
+     created_at, started_at, finished_at, status_version, trace_id FROM jobs \
      WHERE state IN ('PENDING', 'RUNNING', 'CANCELLING') ORDER BY seq";
 
 pub(crate) const TASK_COUNTS: &str =
@@ -53,7 +53,7 @@ pub(crate) const PARAMETERS: &str =
     "SELECT scope, key, value FROM system_parameters WHERE scope = 'global' OR scope = $1";
 
 pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (id, name, definition_hash, data_sources, options, priority, \
-     state, created_at, status_version) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, 0)";
+     state, created_at, status_version, trace_id) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, 0, $8)";
 
 pub(crate) const INSERT_DISCOVERY_TASK: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
      created_at) VALUES ($1, $2, 'DISCOVERY', $3, 'PENDING', $4) RETURNING id";
