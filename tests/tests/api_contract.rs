@@ -268,6 +268,7 @@ async fn seed(m: &TestMaster) {
                     vec!["ds".into()],
                 )],
                 now_ms: 1_777_000_000_000 + i as i64 * 1000,
+                trace_id: format!("{:032x}", i + 1),
             })
             .await
             .unwrap();
