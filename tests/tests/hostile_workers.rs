@@ -518,6 +518,82 @@ async fn the_worker_api_answers_a_report_about_another_object_with_422_naming_it
     o.stop().await;
 }
 
+/// PostgreSQL text cannot hold a NUL character: a NUL in a report, a name, an id or a
+/// query was a 500 from the database (found by tests/schemathesis.sh). Every API
+/// refuses it before the store sees it, naming where it was, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_anywhere_in_a_request_are_refused_not_a_500() {
+    let o = orchestrator().await;
+    let cred = token::mint(KEY.as_bytes(), "london", "w", 300);
+    let job = o.start_job().await;
+    let (code, body) = o.call("/get_task", &get_task("w"), &cred).await;
+    assert_eq!(code, 200, "{body}");
+    let task = body["tasks"][0].clone();
+    let lease =
+        json!({ "worker_id": "w", "task_id": task["task_id"], "lease_token": task["lease_token"] });
+    let mut fail = lease.clone();
+    fail["attempt"] = json!(1);
+    fail["error"] = json!("cannot read a\u{0}b");
+    fail["retryable"] = json!(false);
+    let (code, body) = o.call("/fail_task", &fail, &cred).await;
+    assert_eq!(code, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`error`") && message.contains("NUL"),
+        "{body}"
+    );
+    // Nothing was written: the lease is still current.
+    assert_eq!(o.call("/report_heartbeat", &lease, &cred).await.0, 200);
+    let complete = json!({ "worker_id": "w", "completions": [{
+        "task_id": task["task_id"], "lease_token": task["lease_token"],
+        "object": { "object_id": 1, "outcome": "SKIPPED", "reason": "x\u{0}" } }] });
+    let (code, body) = o.call("/complete_task", &complete, &cred).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`completions[0].object.reason`"),
+        "{body}"
+    );
+    // A worker named with a NUL (its credential says so too) leases nothing.
+    let odd = token::mint(KEY.as_bytes(), "london", "w\u{0}", 300);
+    let (code, body) = o.call("/get_task", &get_task("w\u{0}"), &odd).await;
+    assert_eq!(code, 422, "{body}");
+    // The site API: a name in a body, an id in the path, a cursor in the query.
+    let base = &o.process.base;
+    let r = o
+        .http
+        .post(format!("{base}/start_job"))
+        .json(&json!({ "name": "a\u{0}", "data_sources": ["share"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    for path in [
+        format!("/get_job_status/{job}%00"),
+        // Not NUL, but axum answered a path that is not UTF-8 in plain text.
+        "/get_job_status/%FF".to_owned(),
+        format!("/jobs/{job}%00/findings"),
+        "/jobs?cursor=%00".to_owned(),
+        format!("/jobs/{job}/findings?cursor=a%00"),
+    ] {
+        let r = o.http.get(format!("{base}{path}")).send().await.unwrap();
+        let code = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(code, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{path}: {body}");
+    }
+    let r = o
+        .http
+        .post(format!("{base}/cancel_job/{job}%00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    o.stop().await;
+}
+
 // ---- the remote worker reads only its own data sources -------------------------------
 
 /// A reporter that records what the runner reports, with a worker's own configuration.

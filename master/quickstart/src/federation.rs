@@ -60,6 +60,9 @@ api:
     allowed_clients: [master]
 worker:
   in_process_thread_count: 2
+  # Two threads per site already bound what the demo takes; pausing it while the
+  # laptop is busy elsewhere (a build, a browser) would only look like a hang.
+  global_cpu_threshold_percent: 100
 data_sources:
   - id: ds_{site}_01
     kind: filesystem

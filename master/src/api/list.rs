@@ -286,6 +286,7 @@ async fn list(
 pub struct CancelMany {
     /// Jobs to cancel by id, 1 to 1000.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 1000)]
     pub ids: Option<Vec<String>>,
     /// Jobs to cancel by filter; jobs already in a final state are never selected.
     #[serde(default)]

@@ -100,6 +100,7 @@ pub fn router(m: Arc<Master>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(meridian_service::nul::path_layer))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(
             meridian_service::request_id::layer,

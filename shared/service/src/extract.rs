@@ -1,14 +1,17 @@
 //! Extractors that turn axum's rejections into our error envelope: malformed JSON is
 //! 400, a JSON body of the wrong shape is 422, a missing JSON content type 415, an
-//! oversized body 413.
+//! oversized body 413; a NUL character in a JSON string is 422 and in a query 400
+//! (see [`crate::nul`]).
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
+use crate::nul;
 
 /// `axum::Json` with our rejections.
 pub struct ApiJson<T>(pub T);
@@ -17,10 +20,29 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(r) => Err(json_rejection(r)),
+        // The bytes are kept to look for a NUL once the body has parsed.
+        let (parts, body) = req.into_parts();
+        let head = parts.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(bytes_rejection)?;
+        let req = Request::from_parts(head, Body::from(bytes.clone()));
+        let v = match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(r) => return Err(json_rejection(r)),
+        };
+        match nul::in_json(&bytes) {
+            Some(field) => Err(nul::json_refusal(&field)),
+            None => Ok(ApiJson(v)),
         }
+    }
+}
+
+fn bytes_rejection(r: BytesRejection) -> ApiError {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge("the request body is larger than api.max_body_bytes".into())
+    } else {
+        ApiError::BadRequest(r.body_text())
     }
 }
 
@@ -49,6 +71,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(what) = parts.uri.query().and_then(nul::uri_problem) {
+            return Err(ApiError::BadRequest(format!("the query contains {what}")));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(r @ QueryRejection::FailedToDeserializeQueryString(_)) => {

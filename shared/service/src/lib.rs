@@ -10,6 +10,7 @@ pub mod extract;
 pub mod failpoints;
 pub mod health;
 pub mod metrics;
+pub mod nul;
 pub mod openapi;
 pub mod request_id;
 pub mod shutdown;

@@ -10,6 +10,10 @@ macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+        // utoipa does not read a `rename` whose value comes from a macro argument (it
+        // documented `Completed` for `COMPLETED`); every wire name is its variant's
+        // name in upper snake case, which the tests below hold it to.
+        #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $(#[serde(rename = $text)] $variant),+
         }
@@ -115,6 +119,40 @@ wire_enum!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The values a schema documents for `T`.
+    fn documented<T: utoipa::PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        schema["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no enum in {schema}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn wire<T: Serialize>(all: &[T]) -> Vec<String> {
+        all.iter()
+            .map(|s| {
+                serde_json::to_value(s)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_schemas_document_the_wire_names() {
+        assert_eq!(documented::<JobState>(), wire(JobState::ALL));
+        assert_eq!(documented::<TaskState>(), wire(TaskState::ALL));
+        assert_eq!(documented::<Phase>(), wire(Phase::ALL));
+        assert_eq!(documented::<ObjectOutcome>(), wire(ObjectOutcome::ALL));
+        for s in JobState::ALL {
+            assert_eq!(wire(&[*s]), [s.as_str()]);
+        }
+    }
 
     #[test]
     fn names_round_trip_through_from_str() {

@@ -24,8 +24,10 @@ pub const FAIL_TASK: &str = "/fail_task";
 pub struct GetTaskRequest {
     pub worker_id: String,
     /// Tasks the worker runs at once (shown in `/workers`).
+    #[schema(minimum = 1)]
     pub slots: u32,
     /// Free slots: most packets wanted now.
+    #[schema(minimum = 1)]
     pub max_tasks: u32,
     #[serde(default)]
     pub wait_seconds: Option<u64>,
@@ -91,6 +93,8 @@ pub struct CompletedTask {
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     pub worker_id: String,
+    /// 1 to 1000 completions.
+    #[schema(min_items = 1, max_items = 1000)]
     pub completions: Vec<CompletedTask>,
 }
 

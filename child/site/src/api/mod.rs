@@ -73,6 +73,7 @@ fn finish(routes: Router<AppState>, app: Arc<App>) -> Router {
         .fallback(meridian_service::api_error::not_found)
         .method_not_allowed_fallback(meridian_service::api_error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(meridian_service::nul::path_layer))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn(
             meridian_service::request_id::layer,
