@@ -3,7 +3,8 @@
 # the PostgreSQL server (initdb, pg_ctl: the harness starts a throwaway cluster on
 # 127.0.0.1 unless DATABASE_URL is set), runuser (to run it as `postgres` when we
 # are root), the OCR engine with English data (tesseract-ocr, tesseract-ocr-eng) and
-# promtool (prometheus), which checks both services' /metrics.
+# promtool (prometheus), which checks both services' /metrics, and headless Chromium
+# with its WebDriver (chromium, chromium-driver), which tests/tests/console.rs drives.
 # As root with apt-get it installs what is missing; otherwise it stops at once and
 # prints the command to run. Extra arguments go to `cargo test` (e.g. `-- --nocapture`).
 set -euo pipefail
@@ -18,6 +19,9 @@ if [ "$(id -u)" = 0 ] && ! command -v runuser >/dev/null 2>&1; then
 fi
 if ! command -v promtool >/dev/null 2>&1; then
   missing+=(prometheus)
+fi
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  missing+=(chromium chromium-driver)
 fi
 if ! command -v tesseract >/dev/null 2>&1 || ! tesseract --list-langs 2>/dev/null | grep -qx eng; then
   missing+=(tesseract-ocr tesseract-ocr-eng)

@@ -1,7 +1,8 @@
 //! The master's shared state: configuration, store, site clients, health, the
 //! wake-ups between its API and its loops, and test failpoints.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use meridian_service::failpoints::Failpoints;
@@ -39,6 +40,11 @@ pub struct Master {
     /// Test failpoints (`MERIDIAN_MASTER_FAILPOINTS`); empty in production.
     pub failpoints: Failpoints,
     pub started: Instant,
+    /// A token the console may offer at sign-in: set only by the quickstart, and only
+    /// when the user API listens on loopback (`offer_dev_token`); never from config.
+    pub dev_token: OnceLock<String>,
+    /// Each site's server certificate notAfter (ms), as seen on the last catalog read.
+    pub site_cert_not_after: Mutex<BTreeMap<String, i64>>,
 }
 
 /// The environment variable that sets the master's failpoints, in the site's syntax
@@ -46,6 +52,26 @@ pub struct Master {
 pub const FAILPOINTS_ENV: &str = "MERIDIAN_MASTER_FAILPOINTS";
 
 impl Master {
+    /// Lets the console offer `token` at sign-in (dev mode). Refused unless the user
+    /// API listens on a loopback address, so no deployment can hand a token out.
+    pub fn offer_dev_token(&self, token: String) -> Result<(), String> {
+        let loopback = self
+            .cfg
+            .master
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback {
+            return Err(format!(
+                "a dev token is offered only on a loopback listener, not {}",
+                self.cfg.master.listen
+            ));
+        }
+        self.dev_token
+            .set(token)
+            .map_err(|_| "a dev token is already offered".to_owned())
+    }
+
     pub fn poll_interval(&self) -> Duration {
         Duration::from_secs_f64(self.cfg.master.poll_interval_seconds)
     }

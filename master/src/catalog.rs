@@ -57,10 +57,20 @@ impl BackgroundLoop for Catalog {
 pub async fn refresh(m: &SharedMaster) -> Result<bool, StoreError> {
     let reads = m.clients.all().into_iter().map(|c| async move {
         let sent = c.http.get(c.endpoint("/data_sources")).send().await;
-        (c.name, site_reply::read::<Vec<DataSourceInfo>>(sent).await)
+        let not_after = sent.as_ref().ok().and_then(peer_not_after);
+        (
+            c.name,
+            not_after,
+            site_reply::read::<Vec<DataSourceInfo>>(sent).await,
+        )
     });
     let mut all = true;
-    for (site, got) in futures::future::join_all(reads).await {
+    for (site, not_after, got) in futures::future::join_all(reads).await {
+        if let Some(t) = not_after
+            && let Ok(mut seen) = m.site_cert_not_after.lock()
+        {
+            seen.insert(site.clone(), t);
+        }
         match got {
             SiteReply::Ok(mut sources) => {
                 // The catalog is the site's own word, but the site name is the master's.
@@ -80,4 +90,13 @@ pub async fn refresh(m: &SharedMaster) -> Result<bool, StoreError> {
         }
     }
     Ok(all)
+}
+
+/// The notAfter (ms) of the certificate a site answered with, when over HTTPS.
+fn peer_not_after(resp: &reqwest::Response) -> Option<i64> {
+    let der = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()?
+        .peer_certificate()?;
+    meridian_service::tls::expiry::Expiry::of(der).map(|e| e.not_after.saturating_mul(1000))
 }

@@ -54,6 +54,8 @@ fn build(
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .https_only(https)
+            // The site's certificate is read from each answer to show its expiry.
+            .tls_info(https)
             .user_agent(concat!("meridian-master/", env!("CARGO_PKG_VERSION")));
         if https {
             let Some(t) = tls_cfg else {

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod certs;
 pub mod clients;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod poller;
 pub mod server;

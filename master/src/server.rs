@@ -92,6 +92,8 @@ impl MasterServer {
             wake_canceller: Default::default(),
             failpoints,
             started,
+            dev_token: Default::default(),
+            site_cert_not_after: Default::default(),
         });
         master.health.healthy(component::DATABASE);
         Ok(MasterServer {

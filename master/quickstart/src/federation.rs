@@ -121,6 +121,11 @@ pub async fn run(dir: &Path, listen: &str, shutdown: CancellationToken) -> anyho
     let url = format!("http://{}", master.local_addr());
     let token = mint(&cfg.auth, "quickstart", &[Role::Admin], 12 * 3600)?;
     std::fs::write(dir.join("token"), &token)?;
+    // The console offers this token at sign-in; the master refuses unless it listens
+    // on loopback (it must, without master.tls).
+    if let Err(why) = master.master().offer_dev_token(token.clone()) {
+        tracing::warn!("the console will not offer the dev token: {why}");
+    }
     println!(
         "Meridian quickstart: a master and sites {} on embedded SQLite, mutual TLS between them.",
         SITES.join(", ")
@@ -143,6 +148,8 @@ pub async fn run(dir: &Path, listen: &str, shutdown: CancellationToken) -> anyho
         "  curl -s -H \"Authorization: Bearer $MERIDIAN_TOKEN\" -H 'content-type: application/json' \\\n    -d '{{\"name\":\"first scan\",\"data_sources\":[\"ds_london_01\",\"ds_tokyo_01\"]}}' {url}/api/v1/jobs"
     );
     println!("  curl -s -H \"Authorization: Bearer $MERIDIAN_TOKEN\" {url}/api/v1/jobs/<job_id>");
+    println!();
+    println!("The ops console: {url}/ (it offers this token at sign-in).");
     println!();
     println!("Ctrl-C stops everything.");
     let result = master.run(shutdown.clone()).await;

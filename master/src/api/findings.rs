@@ -53,7 +53,36 @@ struct Query {
     /// Overrides `Accept`: `json`, `csv` or `jsonl`.
     #[param(inline)]
     format: Option<Format>,
+    /// Only findings of this site.
+    site: Option<String>,
+    /// Only findings of this classifier.
+    classifier: Option<String>,
+    /// Only findings in this data source.
+    data_source: Option<String>,
 }
+
+/// The filter of a findings page or export. The sites do not filter, so the master
+/// keeps the matching rows of each page it reads; a data source belongs to one site,
+/// so only that site is read.
+#[derive(Debug, Clone, Default)]
+struct Only {
+    classifier: Option<String>,
+    data_source: Option<String>,
+}
+
+impl Only {
+    fn keeps(&self, f: &Finding) -> bool {
+        self.classifier.as_ref().is_none_or(|c| *c == f.classifier)
+            && self
+                .data_source
+                .as_ref()
+                .is_none_or(|d| *d == f.data_source)
+    }
+}
+
+/// Site pages one JSON page may read while a filter skips rows; past that it answers
+/// what it has with a cursor, so one request stays short.
+const MAX_SITE_CALLS: usize = 20;
 
 /// A finding and the site it was found at.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -129,7 +158,12 @@ async fn site_page(
 }
 
 /// The sites holding a part of job `id`, in name order; 404 when the job is unknown.
-async fn job_sites(m: &MasterState, id: &str) -> Result<Vec<String>, ApiError> {
+async fn job_sites(
+    m: &MasterState,
+    id: &str,
+    site: Option<&str>,
+    data_source: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
     if m.store.job(id).await.map_err(store_error)?.is_none() {
         return Err(ApiError::NotFound(format!("job {id} does not exist")));
     }
@@ -139,6 +173,8 @@ async fn job_sites(m: &MasterState, id: &str) -> Result<Vec<String>, ApiError> {
         .map_err(store_error)?
         .into_iter()
         .filter(|sj| sj.dispatch_state == DispatchState::Dispatched)
+        .filter(|sj| site.is_none_or(|s| s == sj.site))
+        .filter(|sj| data_source.is_none_or(|d| sj.data_sources.iter().any(|x| x == d)))
         .map(|sj| sj.site)
         .collect())
 }
@@ -176,9 +212,25 @@ async fn findings(
         });
     }
     let format = format_of(q.format, &headers);
-    let sites = job_sites(&m, &id).await?;
+    for (field, v) in [
+        ("site", &q.site),
+        ("classifier", &q.classifier),
+        ("data_source", &q.data_source),
+    ] {
+        if v.as_ref().is_some_and(|v| v.is_empty() || v.len() > 200) {
+            return Err(ApiError::Unprocessable {
+                message: format!("{field} must be 1 to 200 characters"),
+                details: Some(serde_json::json!({ "field": field })),
+            });
+        }
+    }
+    let sites = job_sites(&m, &id, q.site.as_deref(), q.data_source.as_deref()).await?;
+    let only = Only {
+        classifier: q.classifier.clone(),
+        data_source: q.data_source.clone(),
+    };
     if format != Format::Json {
-        return export(m, id, sites, format).await;
+        return export(m, id, sites, format, only).await;
     }
     let (mut index, mut site_cursor) = match &q.cursor {
         None => (0, None),
@@ -191,14 +243,21 @@ async fn findings(
         }
     };
     let mut items = Vec::new();
-    while index < sites.len() && (items.len() as i64) < limit {
+    let mut calls = 0;
+    while index < sites.len() && (items.len() as i64) < limit && calls < MAX_SITE_CALLS {
+        calls += 1;
         let site = &sites[index];
         let want = limit - items.len() as i64;
         let page = site_page(&m, &id, site, site_cursor.as_deref(), want).await?;
-        items.extend(page.items.into_iter().map(|f| SiteFinding {
-            site: site.clone(),
-            finding: f,
-        }));
+        items.extend(
+            page.items
+                .into_iter()
+                .filter(|f| only.keeps(f))
+                .map(|f| SiteFinding {
+                    site: site.clone(),
+                    finding: f,
+                }),
+        );
         match page.next_cursor {
             Some(c) => site_cursor = Some(c),
             None => {
@@ -264,6 +323,7 @@ async fn export(
     id: String,
     sites: Vec<String>,
     format: Format,
+    only: Only,
 ) -> Result<Response, ApiError> {
     struct Walk {
         m: MasterState,
@@ -272,6 +332,7 @@ async fn export(
         index: usize,
         cursor: Option<String>,
         format: Format,
+        only: Only,
     }
     async fn next(w: &mut Walk) -> Result<Option<String>, ApiError> {
         let Some(site) = w.sites.get(w.index).cloned() else {
@@ -288,6 +349,7 @@ async fn export(
         Ok(Some(
             page.items
                 .into_iter()
+                .filter(|f| w.only.keeps(f))
                 .map(|f| line(w.format, &site, f))
                 .collect(),
         ))
@@ -299,6 +361,7 @@ async fn export(
         index: 0,
         cursor: None,
         format,
+        only,
     };
     let mut first = match format {
         Format::Csv => CSV_HEADER.to_owned(),

@@ -60,6 +60,7 @@ fn routes() -> OpenApiRouter<MasterState> {
                 .merge(whoami::router()),
         )
         .merge(ops::router())
+        .merge(crate::console::routes())
 }
 
 /// The OpenAPI document of the master's API, as served at `/openapi.json`.

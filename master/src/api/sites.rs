@@ -32,6 +32,14 @@ pub struct SiteHealth {
     pub last_error: Option<String>,
     pub catalog_refreshed_at: Option<String>,
     pub status_cursor: i64,
+    /// Seconds since the site last answered a poll, by the master's clock.
+    pub seen_seconds_ago: Option<f64>,
+    /// `UNREACHABLE`, never answered, or last heard more than two poll intervals
+    /// ago: what the master shows of this site may be out of date.
+    pub stale: bool,
+    /// The notAfter of the certificate the site last answered with (HTTPS sites,
+    /// once its catalog was read).
+    pub certificate_not_after: Option<String>,
 }
 
 /// Every configured site with its reachability and the last poll's outcome.
@@ -46,9 +54,20 @@ async fn sites(
 ) -> Result<Json<Vec<SiteHealth>>, ApiError> {
     caller.require(Role::Viewer)?;
     let rows = m.store.sites().await.map_err(store_error)?;
+    let now = meridian_wire::time::now_ms();
+    let stale_after = (2.0 * m.cfg.master.poll_interval_seconds * 1000.0) as i64;
+    let certs = m
+        .site_cert_not_after
+        .lock()
+        .map(|c| c.clone())
+        .unwrap_or_default();
     Ok(Json(
         rows.into_iter()
             .map(|s| SiteHealth {
+                seen_seconds_ago: s.last_seen_at.map(|t| (now - t).max(0) as f64 / 1000.0),
+                stale: s.reachability == "UNREACHABLE"
+                    || s.last_seen_at.is_none_or(|t| now - t > stale_after),
+                certificate_not_after: certs.get(&s.name).copied().map(rfc3339_from_millis),
                 name: s.name,
                 url: s.url,
                 reachability: s.reachability,

@@ -159,6 +159,46 @@ impl Store {
         rows.iter().map(site_job_row).collect()
     }
 
+    /// Several jobs in one statement; unknown ids are left out.
+    pub async fn jobs_of(&self, job_ids: &[String]) -> Result<Vec<JobRow>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=job_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT job_id, name, request, state, cancel_requested, created_at, updated_at, trace_id FROM jobs \
+             WHERE job_id IN ({})",
+            marks.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the ids are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in job_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(job_row).collect()
+    }
+
+    /// The site-jobs of several jobs in one statement (a page of the console's list).
+    pub async fn site_jobs_of(&self, job_ids: &[String]) -> Result<Vec<SiteJobRow>> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=job_ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{}WHERE job_id IN ({}) ORDER BY job_id, site",
+            select_site_jobs!(""),
+            marks.join(", ")
+        );
+        // Only numbered placeholders are formatted in; the ids are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in job_ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(site_job_row).collect()
+    }
+
     /// Site-jobs whose `start_job` is due.
     pub async fn due_dispatches(&self, now_ms: i64, limit: i64) -> Result<Vec<SiteJobRow>> {
         let rows = sqlx::query(select_site_jobs!(
