@@ -14,7 +14,7 @@ import { findingsTable } from './findings.js';
 function siteCard(s) {
   const st = partStatus({ ...s, status_age_seconds: s.status_age_seconds });
   const objPct = s.objects.discovered ? s.objects.processed / s.objects.discovered : 0;
-  return h('article', { class: `card ${st.cls === 'st-bad' || st.cls === 'st-stale' ? st.cls : ''}`, 'data-site': s.site, 'data-state': st.cls },
+  return h('article', { class: `card ${st.cls === 'st-bad' ? 'is-bad' : st.cls === 'st-stale' ? 'is-stale' : ''}`, 'data-site': s.site, 'data-state': st.cls },
     h('h3', {}, pill(st)),
     h('dl', {},
       h('dt', { text: 'Tasks' }), h('dd', {}, h('progress', { max: '1', value: String(s.progress), 'aria-label': `${s.site} tasks` }), ` ${pct(s.progress)} of ${num(s.tasks_total)}`),

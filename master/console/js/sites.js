@@ -17,7 +17,7 @@ function certLine(iso) {
 
 function card(s, sources) {
   const st = siteStatus(s);
-  return h('article', { class: `card ${st.cls === 'st-ok' ? '' : st.cls}`, 'data-site': s.name, 'data-state': st.cls },
+  return h('article', { class: `card ${st.cls === 'st-bad' ? 'is-bad' : st.cls === 'st-stale' ? 'is-stale' : ''}`, 'data-site': s.name, 'data-state': st.cls },
     h('h2', {}, h('span', { text: s.name }), pill(st)),
     h('dl', {},
       h('dt', { text: 'Last heard' }), h('dd', { 'data-field': 'heard' }, ago(s.seen_seconds_ago)),
