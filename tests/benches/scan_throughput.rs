@@ -68,22 +68,6 @@ fn args() -> Args {
     a
 }
 
-/// The built-in classifiers' patterns, for ripgrep: what it must search for to do
-/// the same first step (rg does no validation, context check or masking after it).
-const RG_PATTERNS: &[&str] = &[
-    r"\b[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b",
-    r"\b\d(?:[ -]?\d){12,18}\b",
-    r"\b(\d{3})-(\d{2})-(\d{4})\b",
-    r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA|AGPA|ANPA|ANVA|APKA)[A-Z0-9]{16}\b",
-    r"[A-Za-z0-9/+]{40,}",
-    r"\b[A-Z]{2}[0-9]{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b",
-    r"\+[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,5}\b|\([2-9]\d{2}\) ?[2-9]\d{2}-\d{4}|\b[2-9]\d{2}[-.][2-9]\d{2}[-.]\d{4}\b",
-    r"\b(?:\d{1,3}\.){3}\d{1,3}\b",
-    r"[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}",
-    r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY-----",
-    r"\beyJ[A-Za-z0-9_-]{5,1000}\.eyJ[A-Za-z0-9_-]{5,2000}\.[A-Za-z0-9_-]{0,1000}",
-];
-
 fn drop_caches() -> bool {
     let _ = Command::new("sync").status();
     std::fs::OpenOptions::new()
@@ -159,7 +143,7 @@ fn ripgrep(root: &Path, threads: u32, mode: RgMode) -> Option<f64> {
     let mut cmd = Command::new("rg");
     cmd.args(["--no-config", "--no-ignore", "--hidden", mode.flag(), "-j"])
         .arg(threads.to_string());
-    for p in RG_PATTERNS {
+    for (_, p) in corpus::RG_PATTERNS {
         cmd.arg("-e").arg(p);
     }
     cmd.arg(root).stdout(Stdio::null()).stderr(Stdio::null());
