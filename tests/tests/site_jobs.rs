@@ -311,20 +311,20 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
 
 async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
     let yaml = "data_sources:\n  - id: s\n    kind: synthetic\n    objects: 50\n";
-    let failpoints = Failpoints::parse("pipeliner=panic*4").unwrap();
+    let failpoints = Failpoints::parse("finisher=panic*4").unwrap();
     let site = TestSite::start_with(backend, yaml, failpoints).await;
     let job = site
         .start_job(json!({ "name": "survives", "data_sources": ["s"] }))
         .await;
     let mut saw_degraded = false;
-    // Until the first panic, which waits for discovery (slow on a loaded machine).
+    // Until the first panic. (The finisher: a loop the job cannot complete without.)
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         let (_, health) = site.get("/health").await;
-        if health["components"]["pipeliner"]["state"] == "degraded" {
+        if health["components"]["finisher"]["state"] == "degraded" {
             saw_degraded = true;
             assert!(
-                health["components"]["pipeliner"]["reason"]
+                health["components"]["finisher"]["reason"]
                     .as_str()
                     .unwrap()
                     .contains("panicked"),
@@ -335,16 +335,16 @@ async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(saw_degraded, "/health never showed the pipeliner degraded");
+    assert!(saw_degraded, "/health never showed the finisher degraded");
     let status = site.wait_terminal(&job, LONG).await;
     assert_eq!(status["state"], "COMPLETED", "{status}");
     assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 50);
     let (_, health) = site.get("/health").await;
     assert_eq!(
-        health["components"]["pipeliner"]["state"], "healthy",
+        health["components"]["finisher"]["state"], "healthy",
         "{health}"
     );
-    assert_eq!(health["components"]["pipeliner"]["restarts"], 4);
+    assert_eq!(health["components"]["finisher"]["restarts"], 4);
     site.stop().await.unwrap();
 }
 

@@ -14,6 +14,7 @@ use meridian_wire::states::ObjectOutcome;
 
 struct Db {
     store: Arc<dyn Store>,
+    url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -24,7 +25,11 @@ async fn open(backend: Backend) -> Db {
     let store = meridian_store::open(&url, 8)
         .await
         .expect("store opens and migrates");
-    Db { store, _dir: dir }
+    Db {
+        store,
+        url,
+        _dir: dir,
+    }
 }
 
 /// Generates `sqlite::name` and `postgres::name` for every listed test body.
@@ -58,6 +63,7 @@ conformance!(
     reaper_never_reopens_a_task_completed_during_the_reap,
     retryable_failures_back_off_until_attempts_run_out,
     discovery_reports_are_idempotent,
+    discovery_creates_each_task_exactly_once,
     pipeline_creates_each_task_exactly_once,
     finished_jobs_apply_the_failure_threshold,
     cancel_cancels_pending_tasks_and_ends_cancelled,
@@ -78,12 +84,13 @@ async fn an_in_memory_sqlite_store_passes_the_core_cases() {
             .expect("in-memory store");
         let db = Db {
             store,
+            url: "sqlite::memory:".into(),
             _dir: tempfile::tempdir().unwrap(),
         };
         match body {
             0 => create_job_is_idempotent_on_id(db).await,
             1 => stale_lease_reports_write_nothing(db).await,
-            _ => pipeline_creates_each_task_exactly_once(db).await,
+            _ => discovery_creates_each_task_exactly_once(db).await,
         }
     }
 }
@@ -126,7 +133,7 @@ fn objects(n: usize, prefix: &str) -> Vec<NewObject> {
         .collect()
 }
 
-/// A job whose discovery found `n` objects, pipelined into `n` pending PROCESS tasks.
+/// A job whose discovery found `n` objects, each with its pending PROCESS task.
 async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
     let CreateOutcome::Created(_) = store.create_job(&new_job(id, "h")).await.unwrap() else {
         panic!("created")
@@ -142,10 +149,9 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
         seq: 0,
         objects: objects(n, "obj"),
     };
-    assert_eq!(
-        store.record_discovery(&lease, &batch).await.unwrap(),
-        ReportOutcome::Accepted
-    );
+    let recorded = store.record_discovery(&lease, &batch).await.unwrap();
+    assert_eq!(recorded.outcome, ReportOutcome::Accepted);
+    assert_eq!(recorded.tasks_created, n as u64);
     let done = store
         .complete(&[Completion {
             lease,
@@ -156,7 +162,7 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
         .unwrap();
     assert_eq!(done, [ReportOutcome::Accepted]);
     let p = store.pipeline(100).await.unwrap();
-    assert_eq!(p.tasks_created, n as u64);
+    assert_eq!(p.tasks_created, 0, "the batch's tasks came with it");
     let ids = store.pending_task_ids(id, 0, n as i64 + 10).await.unwrap();
     assert_eq!(ids.len(), n);
     ids
@@ -291,7 +297,10 @@ async fn stale_lease_reports_write_nothing(db: Db) {
         objects: objects(3, "late"),
     };
     assert_eq!(
-        s.record_discovery(&lease_of(&first), &batch).await.unwrap(),
+        s.record_discovery(&lease_of(&first), &batch)
+            .await
+            .unwrap()
+            .outcome,
         ReportOutcome::LeaseLost
     );
     let fail = Failure {
@@ -478,37 +487,102 @@ async fn discovery_reports_are_idempotent(db: Db) {
         .await
         .unwrap()
         .remove(0);
+    let mut first = objects(50, "a");
+    first[7].skipped_reason = Some("symlink not followed".into());
     let batch = DiscoveryBatch {
         attempt: 1,
         seq: 0,
-        objects: objects(50, "a"),
+        objects: first,
     };
+    let recorded = s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+    assert_eq!(recorded.outcome, ReportOutcome::Accepted);
+    assert_eq!(recorded.tasks_created, 49, "no task for a skipped object");
+    let again = s.record_discovery(&lease_of(&t), &batch).await.unwrap();
     assert_eq!(
-        s.record_discovery(&lease_of(&t), &batch).await.unwrap(),
-        ReportOutcome::Accepted
-    );
-    assert_eq!(
-        s.record_discovery(&lease_of(&t), &batch).await.unwrap(),
-        ReportOutcome::Duplicate
+        (again.outcome, again.tasks_created),
+        (ReportOutcome::Duplicate, 0)
     );
     // A second attempt rediscovers the same objects plus new ones: no duplicates.
-    let mut again = objects(50, "a");
-    again.extend(objects(10, "b"));
+    let mut more = objects(50, "a");
+    more.extend(objects(10, "b"));
     let batch2 = DiscoveryBatch {
         attempt: 2,
         seq: 0,
-        objects: again,
+        objects: more,
     };
-    assert_eq!(
-        s.record_discovery(&lease_of(&t), &batch2).await.unwrap(),
-        ReportOutcome::Accepted
-    );
+    let recorded = s.record_discovery(&lease_of(&t), &batch2).await.unwrap();
+    assert_eq!(recorded.outcome, ReportOutcome::Accepted);
+    assert_eq!(recorded.tasks_created, 10, "tasks only for the new objects");
     let counts = s.job_counts("j1", 1000).await.unwrap();
     assert_eq!(counts.objects_discovered, 60);
+    assert_eq!(counts.objects_by_outcome, [("SKIPPED".to_owned(), 1)]);
+    assert_eq!(task_state(&counts, "PROCESS", "PENDING"), 59);
     let p = s.pipeline(100).await.unwrap();
-    assert_eq!((p.records, p.tasks_created), (2, 60));
+    assert_eq!((p.records, p.tasks_created), (0, 0), "nothing left over");
+    // Each task names its object, once.
+    let pending = s.pending_task_ids("j1", 0, 1000).await.unwrap();
+    let claimed = s.claim(&pending, &lease_spec("w2", 60_000)).await.unwrap();
+    let keys: HashSet<String> = claimed
+        .iter()
+        .filter(|c| c.phase == "PROCESS")
+        .map(|c| {
+            let p: serde_json::Value = serde_json::from_str(&c.payload).unwrap();
+            p["key"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(keys.len(), 59);
+    assert!(!keys.contains("a00007"));
 }
 
+/// Batches recorded concurrently, overlapping in objects: each object once, each
+/// with one task.
+async fn discovery_creates_each_task_exactly_once(db: Db) {
+    let s = db.store.clone();
+    let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
+        panic!()
+    };
+    let ids = s.pending_task_ids("j1", 0, 10).await.unwrap();
+    let t = s
+        .claim(&ids, &lease_spec("w1", 60_000))
+        .await
+        .unwrap()
+        .remove(0);
+    // Batch `seq` holds objects 25·seq .. 25·seq + 50: half of it is the next one's.
+    let runs: Vec<_> = (0..20)
+        .map(|seq: i64| {
+            let s = s.clone();
+            let lease = lease_of(&t);
+            tokio::spawn(async move {
+                let batch = DiscoveryBatch {
+                    attempt: 1,
+                    seq,
+                    objects: (25 * seq..25 * seq + 50)
+                        .map(|i| NewObject {
+                            key: format!("o{i:05}"),
+                            size_bytes: 1,
+                            modified_at: None,
+                            skipped_reason: None,
+                        })
+                        .collect(),
+                };
+                let r = s.record_discovery(&lease, &batch).await.unwrap();
+                assert_eq!(r.outcome, ReportOutcome::Accepted);
+                r.tasks_created
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for r in runs {
+        created += r.await.unwrap();
+    }
+    assert_eq!(created, 525);
+    let counts = s.job_counts("j1", 1000).await.unwrap();
+    assert_eq!(counts.objects_discovered, 525);
+    assert_eq!(task_state(&counts, "PROCESS", "PENDING"), 525);
+}
+
+/// Records an older version wrote unprocessed (its discovery left the tasks to the
+/// pipeliner) become tasks exactly once, with concurrent pipeliners.
 async fn pipeline_creates_each_task_exactly_once(db: Db) {
     let s = db.store.clone();
     let CreateOutcome::Created(_) = s.create_job(&new_job("j1", "h")).await.unwrap() else {
@@ -528,6 +602,10 @@ async fn pipeline_creates_each_task_exactly_once(db: Db) {
         };
         s.record_discovery(&lease_of(&t), &batch).await.unwrap();
     }
+    // As the older version left them: records unprocessed, no PROCESS task yet.
+    as_an_older_version_wrote(&db.url).await;
+    let counts = s.job_counts("j1", 1000).await.unwrap();
+    assert_eq!(task_state(&counts, "PROCESS", "PENDING"), 0);
     let runs: Vec<_> = (0..3)
         .map(|_| {
             let s = s.clone();
@@ -548,6 +626,25 @@ async fn pipeline_creates_each_task_exactly_once(db: Db) {
     assert_eq!(s.pipeline(100).await.unwrap().tasks_created, 0);
     let counts = s.job_counts("j1", 1000).await.unwrap();
     assert_eq!(task_state(&counts, "PROCESS", "PENDING"), 500);
+}
+
+async fn as_an_older_version_wrote(url: &str) {
+    use sqlx::Connection;
+    const SQL: [&str; 2] = [
+        "DELETE FROM tasks WHERE phase = 'PROCESS'",
+        "UPDATE progress_records SET processed = FALSE",
+    ];
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        for q in SQL {
+            sqlx::query(q).execute(&mut c).await.unwrap();
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        for q in SQL {
+            sqlx::query(q).execute(&mut c).await.unwrap();
+        }
+    }
 }
 
 async fn finished_jobs_apply_the_failure_threshold(db: Db) {
@@ -782,13 +879,14 @@ async fn stalled_means_no_progress_whatever_the_heartbeats(db: Db) {
         .unwrap()
         .remove(0);
     assert_eq!(s.job_counts("j1", 60_000).await.unwrap().stalled_tasks, 0);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Thresholds well above what a statement takes on a loaded machine.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(matches!(
         s.heartbeat(&lease_of(&t), 60_000).await.unwrap(),
         HeartbeatOutcome::Extended { .. }
     ));
     assert_eq!(
-        s.job_counts("j1", 30).await.unwrap().stalled_tasks,
+        s.job_counts("j1", 200).await.unwrap().stalled_tasks,
         1,
         "a heartbeat is not progress"
     );
@@ -799,7 +897,7 @@ async fn stalled_means_no_progress_whatever_the_heartbeats(db: Db) {
     };
     s.record_discovery(&lease_of(&t), &batch).await.unwrap();
     assert_eq!(
-        s.job_counts("j1", 30).await.unwrap().stalled_tasks,
+        s.job_counts("j1", 200).await.unwrap().stalled_tasks,
         0,
         "progress clears the flag"
     );

@@ -1,7 +1,10 @@
-//! The pipeliner: turns progress records (discovered batches) into `PROCESS` tasks,
-//! exactly once. Marking a record processed and inserting its tasks is one
-//! transaction, and tasks are unique per (job, object), so neither a crash nor a
-//! second replica can create a task twice.
+//! The pipeliner: turns unprocessed progress records (discovered batches) into
+//! `PROCESS` tasks, exactly once. This version writes a batch's tasks with its objects
+//! (`Store::record_discovery`) and its records processed; the pipeliner is there for
+//! records an older version wrote during a rolling upgrade, and looks once a second.
+//! Marking a record processed and inserting its tasks is one transaction, and tasks
+//! are unique per (job, object), so neither a crash nor a second replica can create a
+//! task twice.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -76,15 +76,19 @@ pub async fn discovered(
             ),
         );
     }
-    let outcome = app.store.record_discovery(lease, batch).await?;
-    if outcome == ReportOutcome::Accepted {
+    let recorded = app.store.record_discovery(lease, batch).await?;
+    if recorded.outcome == ReportOutcome::Accepted {
         metrics::counter!("meridian_objects_discovered_total")
             .increment(batch.objects.len() as u64);
-        app.wake.pipeliner.notify_one();
-    } else if outcome == ReportOutcome::LeaseLost {
+        metrics::counter!("meridian_tasks_created_total", "phase" => "PROCESS")
+            .increment(recorded.tasks_created);
+        if recorded.tasks_created > 0 {
+            app.wake.tasks_added();
+        }
+    } else if recorded.outcome == ReportOutcome::LeaseLost {
         metrics::counter!("meridian_reports_refused_total").increment(1);
     }
-    Ok(outcome)
+    Ok(recorded.outcome)
 }
 
 /// Completes a remote worker's batch in one transaction; one outcome per completion,

@@ -33,10 +33,16 @@ pub(crate) enum Arg {
     OptText(Option<String>),
     /// A list: an array on PostgreSQL, a JSON array on SQLite.
     List(List),
+    /// Lists of one length matched by position: one array parameter each on
+    /// PostgreSQL, one JSON array of rows (`[[a1, b1], [a2, b2], …]`) on SQLite, read
+    /// with `json_each` and `value ->> k`. (Two JSON arrays joined on their index
+    /// would be a nested scan: 0.1 s for 500 elements.)
+    Rows(Vec<List>),
 }
 
 pub(crate) enum List {
     Ints(Vec<i64>),
+    OptInts(Vec<Option<i64>>),
     Texts(Vec<String>),
     OptTexts(Vec<Option<String>>),
 }
@@ -45,11 +51,43 @@ impl List {
     fn json(&self) -> String {
         match self {
             List::Ints(v) => serde_json::to_string(v),
+            List::OptInts(v) => serde_json::to_string(v),
             List::Texts(v) => serde_json::to_string(v),
             List::OptTexts(v) => serde_json::to_string(v),
         }
         .unwrap_or_default()
     }
+
+    fn len(&self) -> usize {
+        match self {
+            List::Ints(v) => v.len(),
+            List::OptInts(v) => v.len(),
+            List::Texts(v) => v.len(),
+            List::OptTexts(v) => v.len(),
+        }
+    }
+
+    fn value(&self, i: usize) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            List::Ints(v) => v.get(i).map_or(Value::Null, |&n| n.into()),
+            List::OptInts(v) => v.get(i).copied().flatten().map_or(Value::Null, Value::from),
+            List::Texts(v) => v.get(i).map_or(Value::Null, |t| t.as_str().into()),
+            List::OptTexts(v) => v
+                .get(i)
+                .and_then(Option::as_deref)
+                .map_or(Value::Null, Value::from),
+        }
+    }
+}
+
+/// `lists` as one JSON array of rows, the i-th row holding each list's i-th element.
+fn json_rows(lists: &[List]) -> String {
+    let n = lists.first().map_or(0, List::len);
+    let rows: Vec<serde_json::Value> = (0..n)
+        .map(|i| lists.iter().map(|l| l.value(i)).collect())
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_default()
 }
 
 impl From<i64> for Arg {
@@ -99,8 +137,8 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-/// Binds the scalars, which both drivers take alike; returns a list for the caller.
-fn add_scalar<A>(to: &mut A, arg: Arg) -> Result<Option<List>, BoxDynError>
+/// Binds the scalars, which both drivers take alike; returns lists for the caller.
+fn add_scalar<A>(to: &mut A, arg: Arg) -> Result<Option<Vec<List>>, BoxDynError>
 where
     A: Arguments,
     for<'t> i64: sqlx::Encode<'t, A::Database> + sqlx::Type<A::Database>,
@@ -115,7 +153,8 @@ where
         Arg::Bool(v) => to.add(v)?,
         Arg::Text(v) => to.add(v)?,
         Arg::OptText(v) => to.add(v)?,
-        Arg::List(l) => return Ok(Some(l)),
+        Arg::List(l) => return Ok(Some(vec![l])),
+        Arg::Rows(ls) => return Ok(Some(ls)),
     }
     Ok(None)
 }
@@ -123,11 +162,13 @@ where
 fn pg_arguments(args: Vec<Arg>) -> Result<PgArguments, BoxDynError> {
     let mut to = PgArguments::default();
     for arg in args {
-        match add_scalar(&mut to, arg)? {
-            Some(List::Ints(v)) => to.add(v)?,
-            Some(List::Texts(v)) => to.add(v)?,
-            Some(List::OptTexts(v)) => to.add(v)?,
-            None => {}
+        for list in add_scalar(&mut to, arg)?.unwrap_or_default() {
+            match list {
+                List::Ints(v) => to.add(v)?,
+                List::OptInts(v) => to.add(v)?,
+                List::Texts(v) => to.add(v)?,
+                List::OptTexts(v) => to.add(v)?,
+            }
         }
     }
     Ok(to)
@@ -136,8 +177,15 @@ fn pg_arguments(args: Vec<Arg>) -> Result<PgArguments, BoxDynError> {
 fn sqlite_arguments(args: Vec<Arg>) -> Result<SqliteArguments, BoxDynError> {
     let mut to = SqliteArguments::default();
     for arg in args {
-        if let Some(list) = add_scalar(&mut to, arg)? {
-            to.add(list.json())?;
+        let rows = matches!(arg, Arg::Rows(_));
+        match add_scalar(&mut to, arg)? {
+            Some(lists) if rows => to.add(json_rows(&lists))?,
+            Some(lists) => {
+                for list in lists {
+                    to.add(list.json())?
+                }
+            }
+            None => {}
         }
     }
     Ok(to)

@@ -151,13 +151,15 @@ pub trait Store: Send + Sync + 'static {
     /// Extends a lease, or says it is lost.
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome>;
 
-    /// Writes a discovered batch: progress record, objects and the task's progress
-    /// time in one transaction, fenced by the lease token.
+    /// Writes a discovered batch: progress record, objects, the `PROCESS` task of each
+    /// new object not skipped, and the task's progress time, in one transaction fenced
+    /// by the lease token. A batch recorded before (same task, attempt and sequence
+    /// number) writes nothing; an object already known gets no second task.
     async fn record_discovery(
         &self,
         lease: &Lease,
         batch: &DiscoveryBatch,
-    ) -> StoreResult<ReportOutcome>;
+    ) -> StoreResult<Discovered>;
 
     /// Completes tasks with their results (object outcome, findings), one transaction
     /// for the whole batch. A completion whose lease is no longer current writes nothing.
@@ -185,7 +187,9 @@ pub trait Store: Send + Sync + 'static {
     async fn reap_expired(&self, limit: i64, max_retries: u32) -> StoreResult<ReapCounts>;
 
     /// Turns up to `limit` unprocessed progress records into `PROCESS` tasks, exactly
-    /// once: marking the record and creating its tasks is one transaction.
+    /// once: marking the record and creating its tasks is one transaction. Records of
+    /// this version are written processed (`record_discovery` creates their tasks);
+    /// this is for those an older version wrote during a rolling upgrade.
     async fn pipeline(&self, limit: i64) -> StoreResult<PipelineCounts>;
 
     /// Moves jobs that have nothing left to do to their final state.

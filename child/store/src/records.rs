@@ -169,6 +169,23 @@ pub struct ReapCounts {
     pub failed: u64,
 }
 
+/// What recording a discovered batch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discovered {
+    pub outcome: crate::ReportOutcome,
+    /// `PROCESS` tasks created for the batch's new objects (written with them).
+    pub tasks_created: u64,
+}
+
+impl Discovered {
+    pub(crate) fn nothing(outcome: crate::ReportOutcome) -> Discovered {
+        Discovered {
+            outcome,
+            tasks_created: 0,
+        }
+    }
+}
+
 /// What one pipeliner pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PipelineCounts {

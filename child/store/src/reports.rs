@@ -4,22 +4,24 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::db::{List, args};
+use crate::db::{Arg, Db, List, args};
 use crate::store::{SqlStore, distinct};
 use crate::*;
 
+/// The fence, the progress record (the batch's exactly-once key), the objects and the
+/// `PROCESS` tasks of the new ones, then the status version: one transaction.
 pub(crate) async fn record_discovery(
     s: &SqlStore,
     lease: &Lease,
     batch: &DiscoveryBatch,
-) -> StoreResult<ReportOutcome> {
+) -> StoreResult<Discovered> {
     let mut tx = s.db.begin().await?;
     let task: Option<(String, String)> = tx
         .link()
         .optional(s.sql.touch_task, args![lease.task_id, &lease.lease_token])
         .await?;
     let Some((job_id, data_source_id)) = task else {
-        return Ok(ReportOutcome::LeaseLost);
+        return Ok(Discovered::nothing(ReportOutcome::LeaseLost));
     };
     let record: Option<(i64,)> = tx
         .link()
@@ -36,18 +38,35 @@ pub(crate) async fn record_discovery(
         .await?;
     let Some((record,)) = record else {
         tx.commit().await?;
-        return Ok(ReportOutcome::Duplicate);
+        return Ok(Discovered::nothing(ReportOutcome::Duplicate));
     };
-    let objects = serde_json::to_string(&batch.objects).unwrap_or_default();
-    tx.link()
-        .execute(
-            s.sql.insert_objects,
-            args![&job_id, &data_source_id, record, objects],
-        )
-        .await?;
+    let mut args = args![&job_id, &data_source_id, record];
+    args.extend(objects_args(s, &batch.objects));
+    let mut tasks_created = tx.link().execute(s.sql.insert_objects, args).await?;
+    if let Some(tasks) = s.sql.insert_object_tasks {
+        tasks_created = tx.link().execute(tasks, args![record]).await?;
+    }
     s.bump(&mut tx, &[job_id], false).await?;
     tx.commit().await?;
-    Ok(ReportOutcome::Accepted)
+    Ok(Discovered {
+        outcome: ReportOutcome::Accepted,
+        tasks_created,
+    })
+}
+
+/// A discovered batch's objects as `insert_objects` binds them: one array per column
+/// on PostgreSQL (`unnest`), one JSON array of objects on SQLite (`json_each`; arrays
+/// matched by position would be joined on their index, a scan per row).
+fn objects_args(s: &SqlStore, objects: &[NewObject]) -> Vec<Arg> {
+    match s.db {
+        Db::Pg(_) => args![
+            List::Texts(objects.iter().map(|o| o.key.clone()).collect()),
+            List::Ints(objects.iter().map(|o| o.size_bytes).collect()),
+            List::OptInts(objects.iter().map(|o| o.modified_at).collect()),
+            List::OptTexts(objects.iter().map(|o| o.skipped_reason.clone()).collect()),
+        ],
+        Db::Lite { .. } => args![serde_json::to_string(objects).unwrap_or_default()],
+    }
 }
 
 /// Completes a batch in one transaction: the tasks whose leases are current, then
@@ -66,7 +85,7 @@ pub(crate) async fn complete(
         .link()
         .all(
             s.sql.complete_tasks,
-            args![List::Ints(ids), List::Texts(tokens)],
+            args![Arg::Rows(vec![List::Ints(ids), List::Texts(tokens)])],
         )
         .await?;
     let ok: HashSet<i64> = accepted.iter().map(|(id, _)| *id).collect();
@@ -85,7 +104,10 @@ pub(crate) async fn complete(
         );
         let reasons = List::OptTexts(objects.iter().map(|o| o.reason.clone()).collect());
         tx.link()
-            .execute(s.sql.set_outcomes, args![ids, outcomes, reasons])
+            .execute(
+                s.sql.set_outcomes,
+                args![Arg::Rows(vec![ids, outcomes, reasons])],
+            )
             .await?;
     }
     let job_of: HashMap<i64, String> = accepted.iter().cloned().collect();

@@ -182,7 +182,7 @@ impl Store for SqlStore {
         &self,
         lease: &Lease,
         batch: &DiscoveryBatch,
-    ) -> StoreResult<ReportOutcome> {
+    ) -> StoreResult<Discovered> {
         reports::record_discovery(self, lease, batch).await
     }
 

@@ -50,11 +50,17 @@ pub(crate) struct DialectSql {
     /// runs outside an explicit transaction).
     pub claim_versions: bool,
     /// Inserts a discovered batch: job `$1`, data source `$2`, progress record `$3`,
-    /// the objects as JSON `$4`.
+    /// then the objects as the dialect binds them (see `reports::record_discovery`).
+    /// Where the dialect can do it in the same statement, also the `PROCESS` task of
+    /// each new object not skipped; its row count is then the tasks created.
     pub insert_objects: &'static str,
-    /// Completes the tasks `$1` whose lease tokens (`$2`, by position) are current.
+    /// Inserts the `PROCESS` tasks of the objects progress record `$1` just inserted
+    /// (new, not skipped), or `None` where `insert_objects` did.
+    pub insert_object_tasks: Option<&'static str>,
+    /// Completes the tasks whose lease tokens are current: task ids and tokens bound
+    /// as one `Arg::Rows`.
     pub complete_tasks: &'static str,
-    /// Sets object outcomes: ids `$1`, outcomes `$2`, reasons `$3`, by position.
+    /// Sets object outcomes: ids, outcomes and reasons bound as one `Arg::Rows`.
     pub set_outcomes: &'static str,
     /// Inserts findings given as one JSON array `$1`.
     pub insert_findings: &'static str,
@@ -75,6 +81,7 @@ pub(crate) struct Statements {
     pub leased_tasks: &'static str,
     pub insert_progress: &'static str,
     pub insert_objects: &'static str,
+    pub insert_object_tasks: Option<&'static str>,
     pub complete_tasks: &'static str,
     pub set_outcomes: &'static str,
     pub insert_findings: &'static str,
@@ -109,6 +116,7 @@ impl Statements {
             leased_tasks: r(LEASED_TASKS),
             insert_progress: r(INSERT_PROGRESS),
             insert_objects: r(d.insert_objects),
+            insert_object_tasks: d.insert_object_tasks.map(r),
             complete_tasks: r(d.complete_tasks),
             set_outcomes: r(d.set_outcomes),
             insert_findings: r(d.insert_findings),
@@ -167,9 +175,12 @@ const LEASED_TASKS: &str = "SELECT id, job_id, phase, object_id, lease_token \
      FROM tasks WHERE id {in_list}";
 
 /// A batch's progress record; no row when this (task, attempt, seq) was recorded.
+/// Written processed: the batch's tasks are created in the same transaction, so the
+/// pipeliner has nothing to do for it (it still turns records that older versions
+/// wrote unprocessed into tasks).
 const INSERT_PROGRESS: &str = "INSERT INTO progress_records \
      (job_id, task_id, attempt, seq, object_count, processed, created_at) \
-     VALUES ($1, $2, $3, $4, $5, FALSE, {now}) \
+     VALUES ($1, $2, $3, $4, $5, TRUE, {now}) \
      ON CONFLICT (task_id, attempt, seq) DO NOTHING RETURNING id";
 
 const FAIL: &str = concat!(
@@ -205,6 +216,8 @@ const MARK_RECORDS: &str = "UPDATE progress_records SET processed = TRUE WHERE i
      (SELECT id FROM progress_records WHERE processed = FALSE ORDER BY id LIMIT $1{skip_locked}) \
      AND processed = FALSE RETURNING id, job_id";
 
+/// The `PROCESS` tasks of the objects the progress records `$1` brought, for records
+/// the pipeliner marks (written unprocessed by versions that created tasks there).
 const CREATE_PROCESS_TASKS: &str = "INSERT INTO tasks \
      (job_id, data_source_id, phase, object_id, payload, state, created_at) \
      SELECT o.job_id, o.data_source_id, 'PROCESS', o.id, {process_payload}, \

@@ -80,13 +80,24 @@ pub(crate) const SQL: DialectSql = DialectSql {
         " FROM c"
     ),
     claim_versions: true,
-    insert_objects: "INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, \
-         modified_at, progress_record_id, outcome, reason) \
-         SELECT $1, $2, x.key, x.size_bytes, x.modified_at, $3, \
-           CASE WHEN x.skipped_reason IS NULL THEN NULL ELSE 'SKIPPED' END, x.skipped_reason \
-         FROM json_to_recordset($4::json) \
-           AS x(key TEXT, size_bytes BIGINT, modified_at BIGINT, skipped_reason TEXT) \
-         ON CONFLICT DO NOTHING",
+    // The objects as arrays by column ($4 keys, $5 sizes, $6 modification times, $7
+    // skip reasons), and the tasks of the new ones fed from the insert's own
+    // `RETURNING`: one statement, no second read of the rows. An object already known
+    // (a retried discovery walks again) is not returned, so it gets no second task.
+    insert_objects: concat!(
+        "WITH o AS (INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, ",
+        "modified_at, progress_record_id, outcome, reason) ",
+        "SELECT $1, $2, u.key, u.size_bytes, u.modified_at, $3, ",
+        "CASE WHEN u.reason IS NULL THEN NULL ELSE 'SKIPPED' END, u.reason ",
+        "FROM unnest($4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[]) ",
+        "AS u(key, size_bytes, modified_at, reason) ",
+        "ON CONFLICT DO NOTHING RETURNING id, object_key, size_bytes, outcome) ",
+        "INSERT INTO tasks (job_id, data_source_id, phase, object_id, payload, state, created_at) ",
+        "SELECT $1, $2, 'PROCESS', o.id, {process_payload}, ",
+        "CASE WHEN (SELECT state FROM jobs WHERE id = $1) = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, ",
+        "{now} FROM o WHERE o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING"
+    ),
+    insert_object_tasks: None,
     // Arrays matched by position, and `id = ANY(...)` on the primary key: the plan is
     // an index lookup per task whatever the table's statistics say (a join with a
     // set-returning function can turn into a sequential scan of the whole queue).

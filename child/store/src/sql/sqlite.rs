@@ -1,6 +1,6 @@
 //! How SQLite spells the shared templates, and its own statements. Lists travel as
 //! one JSON array per parameter, read with `json_each`; lists matched by position
-//! are joined on the array index (`key`).
+//! travel as one JSON array of rows (`Arg::Rows`), read with `value ->> k`.
 
 use super::{DialectSql, no_lease, start_jobs};
 
@@ -38,18 +38,28 @@ pub(crate) const SQL: DialectSql = DialectSql {
            CASE WHEN json_extract(value, '$.skipped_reason') IS NULL THEN NULL ELSE 'SKIPPED' END, \
            json_extract(value, '$.skipped_reason') \
          FROM json_each($4) WHERE true ON CONFLICT DO NOTHING",
+    // An INSERT cannot feed another in SQLite: the tasks read back the rows the
+    // record just inserted (an object already known keeps its first record's id), by
+    // index, in the same transaction.
+    insert_object_tasks: Some(
+        "INSERT INTO tasks (job_id, data_source_id, phase, object_id, payload, state, created_at) \
+         SELECT o.job_id, o.data_source_id, 'PROCESS', o.id, {process_payload}, \
+         CASE WHEN j.state = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, {now} \
+         FROM discovered_objects o JOIN jobs j ON j.id = o.job_id \
+         WHERE o.progress_record_id = $1 AND o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING",
+    ),
+    // `$1`: rows of (task id, lease token), bound as `Arg::Rows`.
     complete_tasks: concat!(
         "UPDATE tasks SET state = 'SUCCEEDED', finished_at = {now}, ",
         no_lease!(),
-        " FROM (SELECT i.value AS task_id, t.value AS token FROM json_each($1) i ",
-        "JOIN json_each($2) t ON t.key = i.key) AS c ",
+        " FROM (SELECT value ->> 0 AS task_id, value ->> 1 AS token FROM json_each($1)) AS c ",
         "WHERE tasks.id = c.task_id AND tasks.lease_token = c.token AND +tasks.state = 'RUNNING' ",
         "RETURNING tasks.id, tasks.job_id"
     ),
+    // `$1`: rows of (object id, outcome, reason), bound as `Arg::Rows`.
     set_outcomes: "UPDATE discovered_objects SET outcome = c.outcome, reason = c.reason \
-         FROM (SELECT i.value AS object_id, o.value AS outcome, r.value AS reason \
-           FROM json_each($1) i JOIN json_each($2) o ON o.key = i.key \
-           JOIN json_each($3) r ON r.key = i.key) AS c \
+         FROM (SELECT value ->> 0 AS object_id, value ->> 1 AS outcome, value ->> 2 AS reason \
+           FROM json_each($1)) AS c \
          WHERE discovered_objects.id = c.object_id",
     insert_findings: "INSERT INTO findings \
          (job_id, object_id, classifier, location, count, masked_sample, confidence) \
