@@ -37,9 +37,6 @@ pub(crate) struct DialectSql {
     pub in_list: &'static str,
     /// `{process_payload}`: a `PROCESS` task's payload built from the object `o`.
     pub process_payload: &'static str,
-    /// `{pending_after}`: tasks of job `$1` with ids above `$3`, as a condition the
-    /// pending-task index serves in id order.
-    pub pending_after: &'static str,
     /// Takes the next status version before `stamp_version` reads it, or `None` where
     /// the stamping statement takes it itself.
     pub take_version: Option<&'static str>,
@@ -144,7 +141,6 @@ pub(crate) fn render(template: &str, d: &DialectSql) -> &'static str {
         .replace("{skip_locked}", d.skip_locked)
         .replace("{in_list}", d.in_list)
         .replace("{process_payload}", d.process_payload)
-        .replace("{pending_after}", d.pending_after)
         .replace("{now}", d.now);
     debug_assert!(!text.contains("{now}"), "unrendered placeholder in {text}");
     text.leak()
@@ -161,8 +157,8 @@ const STALLED_TASKS: &str = "SELECT COUNT(*) FROM tasks \
 const CANCEL_PENDING: &str = "UPDATE tasks SET state = 'CANCELLED', finished_at = {now} \
      WHERE job_id = $1 AND state = 'PENDING'";
 
-const PENDING_TASK_IDS: &str = "SELECT id FROM tasks WHERE {pending_after} AND state = 'PENDING' \
-     AND not_before <= {now} ORDER BY job_id, id LIMIT $2";
+const PENDING_TASK_IDS: &str = "SELECT id FROM tasks WHERE job_id = $1 AND state = 'PENDING' \
+     AND id > $3 AND not_before <= {now} ORDER BY id LIMIT $2";
 
 /// Extends a lease and reads its job's state in one statement.
 const HEARTBEAT: &str = "UPDATE tasks SET lease_expires_at = {now} + $3 \

@@ -43,11 +43,6 @@ pub(crate) const SQL: DialectSql = DialectSql {
     now: "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT",
     skip_locked: " FOR UPDATE SKIP LOCKED",
     in_list: "= ANY($1)",
-    // A range of the pending-task index (job_id, id), and no equality on job_id: with
-    // `job_id = $1` the planner, lacking statistics for a young queue (autovacuum
-    // analyzes after a minute), read every pending task of the job through the
-    // (job_id, state) index and sorted them, 0.1–0.2 s a refill at 50,000 pending.
-    pending_after: "(job_id, id) > ($1, $3) AND (job_id, id) <= ($1, 9223372036854775807)",
     process_payload: "json_build_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes)::text",
     // One statement: the counter's row is locked (and incremented) by the CTE before
     // any job row, since a job row is locked only once the join with `v` has produced

@@ -9,7 +9,6 @@ pub(crate) const SQL: DialectSql = DialectSql {
     // One writer connection: no other transaction can hold the rows.
     skip_locked: "",
     in_list: "IN (SELECT value FROM json_each($1))",
-    pending_after: "job_id = $1 AND id > $3",
     process_payload: "json_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes)",
     // SQLite cannot update two tables in one statement: the counter goes first and
     // the jobs read it (the single writer keeps versions in commit order).
