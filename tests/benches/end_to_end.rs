@@ -104,19 +104,8 @@ const FOUR: &[&str] = &["email", "payment_card", "us_ssn", "aws_access_key_id"];
 async fn timed_job(site: &TestSite, body: Value) -> (f64, Value) {
     let start = Instant::now();
     let job = site.start_job(body).await;
-    loop {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let (_, page) = site.get("/jobs?limit=10").await;
-        let state = page["items"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["job_id"] == job.as_str()))
-            .and_then(|j| j["state"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        if matches!(state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED") {
-            break;
-        }
-    }
+    site.wait_listed_final(&job, Duration::from_millis(10))
+        .await;
     let secs = start.elapsed().as_secs_f64();
     (secs, site.status(&job).await)
 }

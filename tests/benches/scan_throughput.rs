@@ -88,23 +88,9 @@ async fn scan(root: &Path, threads: u32, expected: &corpus::Corpus) -> f64 {
     let job = site
         .start_job(json!({ "name": "bench", "data_sources": ["bench"] }))
         .await;
-    // Wait on the job list, whose summaries cost no counting, and read the full status
-    // once at the end: a status counts over every finding row of the job (tens of
-    // milliseconds of SQLite work at 10k rows, growing with the job), and polling it
-    // would measure the status endpoint on the core the scan shares, not the scan.
-    loop {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let (_, page) = site.get("/jobs?limit=10").await;
-        let state = page["items"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["job_id"] == job.as_str()))
-            .and_then(|j| j["state"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        if matches!(state.as_str(), "COMPLETED" | "FAILED" | "CANCELLED") {
-            break;
-        }
-    }
+    // The job list, not the status, so that polling costs the scan nothing.
+    site.wait_listed_final(&job, Duration::from_millis(50))
+        .await;
     let secs = start.elapsed().as_secs_f64();
     let status = site.status(&job).await;
     assert_eq!(status["state"], "COMPLETED", "{status}");

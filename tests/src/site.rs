@@ -147,6 +147,26 @@ impl TestSite {
         }
     }
 
+    /// Polls the job list every `every` until it shows `job` in a final state, and
+    /// returns that state. For benches: a list entry counts nothing, while a status
+    /// counts over every finding row of the job (tens of milliseconds of SQLite work
+    /// at 10k rows, growing with the job), so polling the status would measure the
+    /// status endpoint on the core the job shares, not the job.
+    pub async fn wait_listed_final(&self, job: &str, every: Duration) -> String {
+        loop {
+            tokio::time::sleep(every).await;
+            let (_, page) = self.get("/jobs?limit=10").await;
+            let state = page["items"]
+                .as_array()
+                .and_then(|jobs| jobs.iter().find(|j| j["job_id"] == job))
+                .and_then(|j| j["state"].as_str())
+                .unwrap_or_default();
+            if matches!(state, "COMPLETED" | "FAILED" | "CANCELLED") {
+                return state.to_owned();
+            }
+        }
+    }
+
     /// Polls `cond` on the job's status until it holds.
     pub async fn wait_status(
         &self,
