@@ -1,3 +1,4 @@
+-- no-transaction
 -- A job's tasks by state, in id order. Keep in step with
 -- migrations/sqlite/0006_pending_in_id_order.sql.
 --
@@ -5,8 +6,13 @@
 -- LIMIT n`). A young queue has no statistics (autovacuum analyzes after a minute), so
 -- the planner guessed one pending row and chose tasks_job_state (job_id, state), then
 -- sorted: every refill read all of the job's pending tasks (0.1-0.2 s each at 50,000).
--- With id as its third column the same index hands them out in id order and the scan
--- stops at the limit, whichever of the two indexes the planner picks. It serves the
--- counts by (job, state) as before.
-CREATE INDEX tasks_job_state_id ON tasks (job_id, state, id);
-DROP INDEX tasks_job_state;
+-- With id as its third column the index hands them out in id order and the scan stops
+-- at the limit. It serves the counts by (job, state) as before; 0007 drops the old one.
+--
+-- Built CONCURRENTLY, outside a transaction, and alone in its file (PostgreSQL runs
+-- the statements of one simple query in one transaction): a plain CREATE INDEX would
+-- block every claim, completion and heartbeat of the running replicas for the whole
+-- build. A build that fails leaves an INVALID index that IF NOT EXISTS would keep:
+-- drop it (DROP INDEX CONCURRENTLY tasks_job_state_id) before running the migration
+-- again (docs/operations.md).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_job_state_id ON tasks (job_id, state, id);

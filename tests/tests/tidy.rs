@@ -352,3 +352,51 @@ fn live_keys_documentation_and_defaults_agree() {
         "in docs/configuration.md but not in config/system_default.yaml: {stale:?}"
     );
 }
+
+/// PostgreSQL migrations that were applied before the rule below; sqlx checksums every
+/// applied migration, so they stay as they are.
+const INDEXED_IN_A_TRANSACTION: &[&str] = &[
+    "migrations/postgres/0001_init.sql",
+    "migrations/postgres/0003_distributed.sql",
+    "migrations/master/postgres/0001_master.sql",
+    "migrations/master/postgres/0002_job_filters.sql",
+];
+
+/// A PostgreSQL migration that creates or drops an index does it `CONCURRENTLY`, alone
+/// in a `-- no-transaction` file: in a transaction the index build or drop blocks the
+/// running replicas' claims and completions for its whole duration, and PostgreSQL runs
+/// several statements of one file in one transaction anyway.
+#[test]
+fn postgres_index_migrations_do_not_lock_the_running_site() {
+    let mut wrong = Vec::new();
+    for dir in ["migrations/postgres", "migrations/master/postgres"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = relative(&path);
+            if INDEXED_IN_A_TRANSACTION.contains(&name.as_str()) {
+                continue;
+            }
+            let sql = std::fs::read_to_string(&path).unwrap();
+            let code: Vec<&str> = sql
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("--"))
+                .collect();
+            let text = code.join(" ").to_uppercase();
+            if !text.contains(" INDEX ") && !text.starts_with("DROP INDEX") {
+                continue;
+            }
+            let statements = text.split(';').filter(|s| !s.trim().is_empty()).count();
+            if !sql.starts_with("-- no-transaction")
+                || !text.contains("INDEX CONCURRENTLY")
+                || statements != 1
+            {
+                wrong.push(name);
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "index migrations not CONCURRENTLY, alone, without a transaction: {wrong:?}"
+    );
+}
