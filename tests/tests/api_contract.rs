@@ -432,6 +432,31 @@ async fn the_master_filters_lists_cancels_in_bulk_and_says_who_is_calling() {
     let op = m.token(&[Role::Operator]);
     let (code, _, dry) = m.call("POST", "/api/v1/jobs/cancel", &op, Some(body)).await;
     assert_eq!((code, dry["matched"].clone()), (200, json!(2)), "{dry}");
+    // A confirmed count that no longer holds cancels nothing (a job created between
+    // the dry run and the confirmation is not cancelled unseen).
+    let stale = json!({"filter": {"name": "nightly*"}, "expected": 1});
+    let (code, _, body) = m
+        .call("POST", "/api/v1/jobs/cancel", &op, Some(stale))
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("matches 2 unfinished job(s) now, not the 1 confirmed"),
+        "{body}"
+    );
+    let again = json!({"filter": {"name": "nightly*"}, "dry_run": true});
+    let (_, _, dry) = m
+        .call("POST", "/api/v1/jobs/cancel", &op, Some(again))
+        .await;
+    assert_eq!(
+        dry["matched"], 2,
+        "the refused call cancelled something: {dry}"
+    );
+    let odd = json!({"ids": ["job-0"], "expected": 1});
+    let (code, _, body) = m.call("POST", "/api/v1/jobs/cancel", &op, Some(odd)).await;
+    assert_eq!(code, 422, "{body}");
     // The documented bounds of `ids` are the enforced ones.
     let doc = serde_json::to_value(meridian_master::api::openapi()).unwrap();
     let bounds = &doc["components"]["schemas"]["CancelMany"]["properties"]["ids"];

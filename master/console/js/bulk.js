@@ -66,7 +66,8 @@ export function bulkBar({ filter, selected, refresh }) {
     try {
       const dry = await api('/api/v1/jobs/cancel', { method: 'POST', body: { filter: apiFilter(filter), dry_run: true } });
       if (!dry.matched) { replace(result, h('p', { class: 'notice', role: 'status' }, 'No unfinished job matches this filter.')); return; }
-      await run({ filter: apiFilter(filter) }, dry.matched);
+      // The server cancels only if the filter still matches the count confirmed.
+      await run({ filter: apiFilter(filter), expected: dry.matched }, dry.matched);
     } catch (e) { replace(result, errorBox(e)); }
   });
   const el = h('div', { class: 'bulk' }, h('div', { class: 'row' }, sel, byFilter), result);

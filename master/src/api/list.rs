@@ -294,6 +294,12 @@ pub struct CancelMany {
     /// Answer only how many jobs would be cancelled.
     #[serde(default)]
     pub dry_run: bool,
+    /// With `filter`: the count the caller confirmed (a dry run's `matched`). If the
+    /// filter now matches another number of unfinished jobs (one created since, say),
+    /// nothing is cancelled and the answer is 409 with both counts.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub expected: Option<i64>,
 }
 
 /// What happened to one job of a bulk cancel.
@@ -329,7 +335,8 @@ pub struct CancelManyAnswer {
     request_body = CancelMany,
     responses(
         (status = 200, description = "Each job's outcome, or the count on a dry run", body = CancelManyAnswer),
-        (status = 422, description = "Neither or both of ids and filter, too many ids, a bad filter (`invalid`)", body = meridian_wire::error::ErrorEnvelope),
+        (status = 409, description = "The filter matches another number of jobs than `expected`; nothing was cancelled", body = meridian_wire::error::ErrorEnvelope),
+        (status = 422, description = "Neither or both of ids and filter, too many ids, a bad filter, `expected` without a filter (`invalid`)", body = meridian_wire::error::ErrorEnvelope),
     ),
     security(("bearer" = ["operator"])),
 )]
@@ -345,6 +352,12 @@ async fn cancel_many(
                 return Err(invalid(
                     "ids",
                     format!("ids must hold 1 to {MAX_CANCEL} job ids"),
+                ));
+            }
+            if req.expected.is_some() {
+                return Err(invalid(
+                    "expected",
+                    "`expected` goes with `filter`: ids are cancelled as given".into(),
                 ));
             }
             let mut uniq = ids.clone();
@@ -363,6 +376,12 @@ async fn cancel_many(
             let mut f = spec.to_filter()?;
             f.exclude_final = true;
             let matched = m.store.count_jobs(&f).await.map_err(store_error)?;
+            if let Some(expected) = req.expected.filter(|e| *e != matched) {
+                return Err(ApiError::Conflict(format!(
+                    "the filter matches {matched} unfinished job(s) now, not the {expected} \
+                     confirmed; nothing was cancelled"
+                )));
+            }
             if req.dry_run {
                 (Vec::new(), matched, matched)
             } else {

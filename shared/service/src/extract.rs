@@ -20,6 +20,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // The content type is checked before the body is read, as axum does.
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType(
+                "expected a body with Content-Type: application/json".into(),
+            ));
+        }
         // The bytes are kept to look for a NUL once the body has parsed.
         let (parts, body) = req.into_parts();
         let head = parts.clone();
@@ -36,6 +42,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             None => Ok(ApiJson(v)),
         }
     }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters aside: what
+/// axum's `Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case("json") || sub.to_ascii_lowercase().ends_with("+json"))
 }
 
 fn bytes_rejection(r: BytesRejection) -> ApiError {
@@ -81,5 +104,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             }
             Err(r) => Err(ApiError::BadRequest(r.body_text())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_content_type;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn with(ct: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(ct) = ct {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        h
+    }
+
+    #[test]
+    fn json_content_types_are_those_axum_accepts() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/problem+json",
+        ] {
+            assert!(json_content_type(&with(Some(ok))), "{ok}");
+        }
+        for no in [
+            "text/plain",
+            "application/jsonx",
+            "json",
+            "",
+            "application/xml",
+        ] {
+            assert!(!json_content_type(&with(Some(no))), "{no}");
+        }
+        assert!(!json_content_type(&with(None)));
     }
 }
