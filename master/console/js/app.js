@@ -142,8 +142,17 @@ function boot() {
   whenUnauthorized((why) => signedOut(`Signed out: ${why}`));
   live.start();
   if (!token.get()) { signedOut(); return; }
+  checkToken();
+}
+
+/** Signs in with the kept token; while the master does not answer, the token is kept
+ * and the check repeated (a 401 signs out through `whenUnauthorized`). */
+function checkToken() {
   api('/api/v1/whoami').then(signedIn, (err) => {
-    if (err.status !== 401) signedOut(err.message);
+    if (err.status === 401) return;
+    replace(main, h('p', { role: 'alert', class: 'error',
+      text: `The master did not answer (${err.message}); trying again in 5 s.` }));
+    setTimeout(checkToken, 5000);
   });
 }
 

@@ -6,8 +6,13 @@ import { connection, onConnection } from './api.js';
 import { ago } from './format.js';
 import { replace, h } from './dom.js';
 
+// The rates the refresh menu offers; anything else stored (an old version's value, a
+// hand edit) would be NaN or 0 ms to setTimeout and refresh without pause.
+const RATES = [0, 2, 5, 15, 60];
+const stored = Number(localStorage.getItem('meridian.refresh') ?? 5);
+
 const state = {
-  every: Number(localStorage.getItem('meridian.refresh') ?? 5),
+  every: RATES.includes(stored) ? stored : 5,
   frozen: false,
   timer: null,
   refresh: null,
@@ -23,8 +28,8 @@ export function setRefresher(fn) { state.refresh = fn; schedule(); }
 export function shown() { state.shownAt = Date.now(); paint(); }
 
 export function setEvery(seconds) {
-  state.every = seconds;
-  localStorage.setItem('meridian.refresh', String(seconds));
+  state.every = RATES.includes(seconds) ? seconds : 5;
+  localStorage.setItem('meridian.refresh', String(state.every));
   schedule();
   paint();
 }

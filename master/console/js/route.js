@@ -4,7 +4,11 @@
 export function current() {
   const raw = location.hash.replace(/^#/, '') || '/jobs';
   const [path, query = ''] = raw.split('?');
-  const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
+  // A hand-typed or truncated address may not decode (`%E0`): keep such a part as
+  // written, so the page shows "Not found" instead of nothing.
+  const parts = path.split('/').filter(Boolean).map((p) => {
+    try { return decodeURIComponent(p); } catch (_) { return p; }
+  });
   return { parts, params: new URLSearchParams(query) };
 }
 

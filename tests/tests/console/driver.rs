@@ -116,18 +116,29 @@ async fn call(
     url: &str,
     body: Option<Value>,
 ) -> Value {
-    let mut req = http.request(method.clone(), url);
+    try_call(http, method.clone(), url, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// One WebDriver command; an error answer as its text.
+async fn try_call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let mut req = http.request(method, url);
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let resp = req
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let resp = req.send().await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{method} {url}: {status} {v}");
-    v["value"].clone()
+    if !status.is_success() {
+        return Err(format!("{status} {v}"));
+    }
+    Ok(v["value"].clone())
 }
 
 /// One browser window.
@@ -188,18 +199,41 @@ impl Session {
     /// Waits until `css` matches a visible element, then clicks it like a user.
     pub async fn click(&self, css: &str) {
         self.wait_for(&format!("document.querySelector({css:?}) && document.querySelector({css:?}).offsetParent !== null && !document.querySelector({css:?}).disabled"), &format!("{css} clickable")).await;
-        let id = self.find(css).await;
-        self.post(&format!("/element/{id}/click"), json!({})).await;
+        self.on_element(css, &[("click", json!({}))]).await;
     }
 
     /// Types `text` into `css` after clearing it.
     pub async fn type_into(&self, css: &str, text: &str) {
         self.wait_for(&format!("document.querySelector({css:?})"), css)
             .await;
-        let id = self.find(css).await;
-        self.post(&format!("/element/{id}/clear"), json!({})).await;
-        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
-            .await;
+        self.on_element(
+            css,
+            &[("clear", json!({})), ("value", json!({ "text": text }))],
+        )
+        .await;
+    }
+
+    /// Sends `commands` to the element `css` matches. A live refresh may replace the
+    /// element between the lookup and a command ("stale element reference"), as it
+    /// would under a user's cursor a moment later: look it up again and repeat.
+    async fn on_element(&self, css: &str, commands: &[(&str, Value)]) {
+        let mut tries = 0;
+        'again: loop {
+            tries += 1;
+            let id = self.find(css).await;
+            for (command, body) in commands {
+                let url = format!("{}/element/{id}/{command}", self.base);
+                match try_call(&self.http, reqwest::Method::POST, &url, Some(body.clone())).await {
+                    Ok(_) => {}
+                    Err(e) if e.contains("stale element reference") && tries < 5 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue 'again;
+                    }
+                    Err(e) => panic!("POST {url}: {e}"),
+                }
+            }
+            return;
+        }
     }
 
     /// The text of the first element matching `css` ("" when none).
