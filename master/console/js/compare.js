@@ -11,11 +11,30 @@ import { go, href } from './route.js';
 /** Most findings read per run; beyond that the comparison says it is partial. */
 const MAX_ROWS = 20000;
 
+/** The job's findings as the export streams them, reading no further than MAX_ROWS
+ * (the master walks every site's pages as long as the stream is read). */
 async function allFindings(id) {
-  const resp = await api(`/api/v1/jobs/${encodeURIComponent(id)}/findings?format=jsonl`, { raw: true, accept: 'application/x-ndjson' });
-  const text = await resp.text();
-  const lines = text.split('\n').filter(Boolean);
-  return { rows: lines.slice(0, MAX_ROWS).map((l) => JSON.parse(l)), partial: lines.length > MAX_ROWS };
+  const resp = await api(`/api/v1/jobs/${encodeURIComponent(id)}/findings?format=jsonl`,
+    { raw: true, accept: 'application/x-ndjson' });
+  const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
+  const rows = [];
+  let rest = '';
+  let partial = false;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    const lines = (rest + value).split('\n');
+    rest = lines.pop();
+    for (const l of lines) {
+      if (!l) continue;
+      if (rows.length === MAX_ROWS) { partial = true; break; }
+      rows.push(JSON.parse(l));
+    }
+    // Cancelling the stream closes the request: the master stops reading sites.
+    if (partial) { await reader.cancel(); break; }
+  }
+  if (!partial && rest) rows.push(JSON.parse(rest));
+  return { rows, partial };
 }
 
 const key = (f) => [f.site, f.data_source, f.object, f.classifier, f.location].join('\u001f');

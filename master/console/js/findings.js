@@ -62,10 +62,13 @@ export function findingsTable(jobId, params, getView) {
       const blob = await resp.blob();
       const text = await blob.text();
       const rows = Math.max(0, text.split('\n').filter(Boolean).length - 1);
-      const a = h('a', { href: URL.createObjectURL(blob), download: `findings-${jobId}.csv` });
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: `findings-${jobId}.csv` });
       document.body.append(a);
       a.click();
       a.remove();
+      // The download has its own copy once started; the blob would live until unload.
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
       exportMsg.textContent = `Exported ${rows} finding(s).`;
       exportMsg.dataset.rows = String(rows);
     } catch (e) { exportMsg.textContent = `Export failed: ${e.message}`; }

@@ -92,12 +92,20 @@ export async function render(main, { id, params }, ctx) {
     findings.facets();
   }
 
+  let findingsFinal = false;
+
   async function refresh() {
     try {
       view = await api(`/api/v1/jobs/${encodeURIComponent(id)}`);
       replace(err);
       paint();
-      if (!FINAL.includes(view.state)) await findings.load();
+      // Findings change until the job is final; read them once more when it becomes
+      // final (the last read may predate the last findings), then no more.
+      if (!findingsFinal) {
+        const final = FINAL.includes(view.state);
+        await findings.load();
+        findingsFinal = final;
+      }
       shown();
     } catch (e) { replace(err, errorBox(e)); }
   }
@@ -109,6 +117,7 @@ export async function render(main, { id, params }, ctx) {
     h('h2', { text: 'Findings' }), findings.el);
   document.title = `${view.name} · Meridian`;
   paint();
+  findingsFinal = FINAL.includes(view.state);
   await findings.load();
   return { refresh };
 }
