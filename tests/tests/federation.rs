@@ -458,4 +458,10 @@ async fn the_quickstart_runs_a_job_across_london_and_tokyo() {
         out.contains(&format!("master    {base}")) && out.contains("MERIDIAN_TOKEN="),
         "{out}"
     );
+    // The command-line client's next steps, pointed at this master.
+    assert!(
+        out.contains(&format!("export MERIDIAN_SERVER={base}"))
+            && out.contains("meridianctl jobs watch <job_id>"),
+        "{out}"
+    );
 }

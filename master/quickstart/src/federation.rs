@@ -149,6 +149,13 @@ pub async fn run(dir: &Path, listen: &str, shutdown: CancellationToken) -> anyho
     );
     println!("  curl -s -H \"Authorization: Bearer $MERIDIAN_TOKEN\" {url}/api/v1/jobs/<job_id>");
     println!();
+    println!("The same with meridianctl (cargo build -p meridianctl; docs/cli.md):");
+    println!("  export MERIDIAN_SERVER={url}");
+    println!("  meridianctl sites");
+    println!("  meridianctl jobs create --name \"first scan\" -d ds_london_01,ds_tokyo_01");
+    println!("  meridianctl jobs watch <job_id>");
+    println!("  meridianctl jobs findings <job_id> --format csv");
+    println!();
     println!("The ops console: {url}/ (it offers this token at sign-in).");
     println!();
     println!("Ctrl-C stops everything.");
