@@ -36,7 +36,7 @@ fn yaml(url: &str, dir: &Path, sources: &str, extra_worker: &str) -> String {
         "database:\n  url: \"{url}\"\n  max_connections: 8\nnode:\n  data_dir: {dir}\nsite:\n  name: london\n\
 orchestrator:\n  long_poll_timeout_seconds: 2\n  reaper_interval_seconds: 1\n  config_reload_interval_seconds: 1\n  shutdown_grace_seconds: 5\n\
 worker:\n  task_timeout_seconds: 3\n  heartbeat_interval_seconds: 1\n  global_cpu_threshold_percent: 100\n  retry_backoff_base_milliseconds: 50\n  retry_backoff_max_seconds: 1\n  slot_count: 4\n  drain_seconds: 5\n{extra_worker}\
-connector:\n  discovery_batch_write_size: 100\ndata_sources:\n{sources}",
+connector:\n  discovery_batch_write_size: 100\n  objects_per_task: 4\ndata_sources:\n{sources}",
         dir = dir.display()
     )
 }
@@ -256,7 +256,7 @@ impl FakeWorker {
 // ---- scenarios ----------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_orchestrators_and_three_workers_finish_a_2000_task_job_exactly() {
+async fn two_orchestrators_and_three_workers_finish_a_2000_object_job_exactly() {
     let _serial = SERIAL.lock().await;
     let url = pg::fresh_database().await;
     let root = tempfile::tempdir().unwrap();
@@ -271,7 +271,7 @@ async fn two_orchestrators_and_three_workers_finish_a_2000_task_job_exactly() {
     let done = wait_for(&b.base, &job, Duration::from_secs(120), terminal).await;
     assert_exact(&done, &c);
     assert_eq!(
-        done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 2000,
+        done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 500,
         "{done}"
     );
     mesh.assert_leases_never_overlapped().await;

@@ -83,7 +83,12 @@ async fn claim_all(app: &App, job: &str) -> Vec<ClaimedTask> {
 
 async fn leased_site(backend: Backend) -> Leased {
     let share = share_with_two_files();
-    let site = TestSite::start(backend, &source_yaml("share", share.path())).await;
+    // A task per object, so that one object's task can report on the other's.
+    let yaml = format!(
+        "connector:\n  objects_per_task: 1\n{}",
+        source_yaml("share", share.path())
+    );
+    let site = TestSite::start(backend, &yaml).await;
     // Nothing is leased to in-process workers while the site drains: every task of
     // the job below is the test's to report on.
     site.app
@@ -128,7 +133,10 @@ async fn leased_site(backend: Backend) -> Leased {
         .iter()
         .map(|t| {
             let payload: Value = serde_json::from_str(&t.payload).unwrap();
-            (lease_of(t), payload["object_id"].as_i64().unwrap())
+            (
+                lease_of(t),
+                payload["objects"][0]["object_id"].as_i64().unwrap(),
+            )
         })
         .collect();
     process.sort_by_key(|(_, o)| *o);
@@ -155,11 +163,14 @@ fn finding(object_id: i64, classifier: &str, sample: &str) -> NewFinding {
 fn completion(lease: &Lease, object: Option<i64>, findings: Vec<NewFinding>) -> Completion {
     Completion {
         lease: lease.clone(),
-        object: object.map(|object_id| ObjectResult {
-            object_id,
-            outcome: ObjectOutcome::Complete,
-            reason: None,
-        }),
+        objects: object
+            .map(|object_id| ObjectResult {
+                object_id,
+                outcome: ObjectOutcome::Complete,
+                reason: None,
+            })
+            .into_iter()
+            .collect(),
         findings,
     }
 }

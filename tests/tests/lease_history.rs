@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use meridian_store::{
     Completion, CreateOutcome, DiscoveryBatch, HandOff, HeartbeatOutcome, Lease, LeaseSpec, NewJob,
-    NewObject, ReportOutcome, Store, hand_off_pending_on,
+    NewObject, ReportOutcome, Store, TaskBounds, hand_off_pending_on,
 };
 use meridian_tests::{Backend, on_both};
 
@@ -67,7 +67,7 @@ async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
     };
     assert_eq!(
         store
-            .record_discovery(&lease, &batch)
+            .record_discovery(&lease, &batch, &TaskBounds::ONE)
             .await
             .unwrap()
             .outcome,
@@ -76,7 +76,7 @@ async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
     store
         .complete(&[Completion {
             lease,
-            object: None,
+            objects: vec![],
             findings: vec![],
         }])
         .await
@@ -98,7 +98,7 @@ async fn every_lease_leaves_one_closed_row(backend: Backend) {
                 task_id: ids[0],
                 lease_token: second[0].lease_token.clone(),
             },
-            object: None,
+            objects: vec![],
             findings: vec![],
         }])
         .await
@@ -208,7 +208,7 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
     );
     let complete = |lease: Lease| Completion {
         lease,
-        object: None,
+        objects: vec![],
         findings: vec![],
     };
     assert_eq!(

@@ -120,7 +120,7 @@ async fn sigterm_drains_and_exits_zero(backend: Backend) {
     let config = write_config(
         dir.path(),
         &format!(
-            "database:\n  url: \"{url}\"\nnode:\n  data_dir: {}\nworker:\n  in_process_thread_count: 2\n  global_cpu_threshold_percent: 100\norchestrator:\n  shutdown_grace_seconds: 10\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 300\n    work_ms: 50\n",
+            "database:\n  url: \"{url}\"\nnode:\n  data_dir: {}\nworker:\n  in_process_thread_count: 2\n  global_cpu_threshold_percent: 100\norchestrator:\n  shutdown_grace_seconds: 10\nconnector:\n  objects_per_task: 10\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 300\n    work_ms: 50\n",
             dir.path().display()
         ),
     );
@@ -163,7 +163,8 @@ async fn sigterm_drains_and_exits_zero(backend: Backend) {
         s["state"] == "COMPLETED"
     })
     .await;
-    assert_eq!(done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 300);
+    assert_eq!(done["tasks"]["by_phase"]["PROCESS"]["SUCCEEDED"], 30);
+    assert_eq!(done["objects"]["processed"], 300, "{done}");
     again.signal("TERM");
 }
 

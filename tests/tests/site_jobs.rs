@@ -289,7 +289,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
             task_id: stale.id,
             lease_token: stale.lease_token.clone(),
         },
-        object: None,
+        objects: vec![],
         findings: vec![NewFinding {
             object_id: 1,
             classifier: "email".into(),

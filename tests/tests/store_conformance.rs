@@ -8,6 +8,7 @@ use std::time::Duration;
 use meridian_store::{
     ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome,
     Lease, LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store,
+    TaskBounds,
 };
 use meridian_tests::Backend;
 use meridian_wire::states::ObjectOutcome;
@@ -149,13 +150,16 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
         seq: 0,
         objects: objects(n, "obj"),
     };
-    let recorded = store.record_discovery(&lease, &batch).await.unwrap();
+    let recorded = store
+        .record_discovery(&lease, &batch, &TaskBounds::ONE)
+        .await
+        .unwrap();
     assert_eq!(recorded.outcome, ReportOutcome::Accepted);
     assert_eq!(recorded.tasks_created, n as u64);
     let done = store
         .complete(&[Completion {
             lease,
-            object: None,
+            objects: vec![],
             findings: vec![],
         }])
         .await
@@ -263,7 +267,7 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     assert_ne!(first.lease_token, second.lease_token);
 
     let object_id: i64 =
-        serde_json::from_str::<serde_json::Value>(&first.payload).unwrap()["object_id"]
+        serde_json::from_str::<serde_json::Value>(&first.payload).unwrap()["objects"][0]["object_id"]
             .as_i64()
             .unwrap();
     let finding = |loc: &str| NewFinding {
@@ -276,11 +280,11 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     };
     let late = Completion {
         lease: lease_of(&first),
-        object: Some(ObjectResult {
+        objects: vec![ObjectResult {
             object_id,
             outcome: ObjectOutcome::Complete,
             reason: None,
-        }),
+        }],
         findings: vec![finding("line:1")],
     };
     assert_eq!(
@@ -297,7 +301,7 @@ async fn stale_lease_reports_write_nothing(db: Db) {
         objects: objects(3, "late"),
     };
     assert_eq!(
-        s.record_discovery(&lease_of(&first), &batch)
+        s.record_discovery(&lease_of(&first), &batch, &TaskBounds::ONE)
             .await
             .unwrap()
             .outcome,
@@ -327,11 +331,11 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     ));
     let good = Completion {
         lease: lease_of(&second),
-        object: Some(ObjectResult {
+        objects: vec![ObjectResult {
             object_id,
             outcome: ObjectOutcome::Complete,
             reason: None,
-        }),
+        }],
         findings: vec![finding("line:1"), finding("line:2")],
     };
     assert_eq!(
@@ -369,7 +373,7 @@ async fn reaper_never_reopens_a_task_completed_during_the_reap(db: Db) {
                     .iter()
                     .map(|t| Completion {
                         lease: lease_of(t),
-                        object: None,
+                        objects: vec![],
                         findings: vec![],
                     })
                     .collect();
@@ -494,10 +498,16 @@ async fn discovery_reports_are_idempotent(db: Db) {
         seq: 0,
         objects: first,
     };
-    let recorded = s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+    let recorded = s
+        .record_discovery(&lease_of(&t), &batch, &TaskBounds::ONE)
+        .await
+        .unwrap();
     assert_eq!(recorded.outcome, ReportOutcome::Accepted);
     assert_eq!(recorded.tasks_created, 49, "no task for a skipped object");
-    let again = s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+    let again = s
+        .record_discovery(&lease_of(&t), &batch, &TaskBounds::ONE)
+        .await
+        .unwrap();
     assert_eq!(
         (again.outcome, again.tasks_created),
         (ReportOutcome::Duplicate, 0)
@@ -510,7 +520,10 @@ async fn discovery_reports_are_idempotent(db: Db) {
         seq: 0,
         objects: more,
     };
-    let recorded = s.record_discovery(&lease_of(&t), &batch2).await.unwrap();
+    let recorded = s
+        .record_discovery(&lease_of(&t), &batch2, &TaskBounds::ONE)
+        .await
+        .unwrap();
     assert_eq!(recorded.outcome, ReportOutcome::Accepted);
     assert_eq!(recorded.tasks_created, 10, "tasks only for the new objects");
     let counts = s.job_counts("j1", 1000).await.unwrap();
@@ -527,7 +540,7 @@ async fn discovery_reports_are_idempotent(db: Db) {
         .filter(|c| c.phase == "PROCESS")
         .map(|c| {
             let p: serde_json::Value = serde_json::from_str(&c.payload).unwrap();
-            p["key"].as_str().unwrap().to_owned()
+            p["objects"][0]["key"].as_str().unwrap().to_owned()
         })
         .collect();
     assert_eq!(keys.len(), 59);
@@ -565,7 +578,10 @@ async fn discovery_creates_each_task_exactly_once(db: Db) {
                         })
                         .collect(),
                 };
-                let r = s.record_discovery(&lease, &batch).await.unwrap();
+                let r = s
+                    .record_discovery(&lease, &batch, &TaskBounds::ONE)
+                    .await
+                    .unwrap();
                 assert_eq!(r.outcome, ReportOutcome::Accepted);
                 r.tasks_created
             })
@@ -600,7 +616,9 @@ async fn pipeline_creates_each_task_exactly_once(db: Db) {
             seq,
             objects: objects(25, &format!("s{seq}-")),
         };
-        s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+        s.record_discovery(&lease_of(&t), &batch, &TaskBounds::ONE)
+            .await
+            .unwrap();
     }
     // As the older version left them: records unprocessed, no PROCESS task yet.
     as_an_older_version_wrote(&db.url).await;
@@ -672,7 +690,7 @@ async fn finished_jobs_apply_the_failure_threshold(db: Db) {
             .iter()
             .map(|t| Completion {
                 lease: lease_of(t),
-                object: None,
+                objects: vec![],
                 findings: vec![],
             })
             .collect();
@@ -716,7 +734,7 @@ async fn cancel_cancels_pending_tasks_and_ends_cancelled(db: Db) {
         .iter()
         .map(|t| Completion {
             lease: lease_of(t),
-            object: None,
+            objects: vec![],
             findings: vec![],
         })
         .collect();
@@ -798,7 +816,8 @@ async fn findings_are_unique_and_paginate(db: Db) {
     let claimed = s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap();
     let mut batch = Vec::new();
     for t in &claimed {
-        let object_id = serde_json::from_str::<serde_json::Value>(&t.payload).unwrap()["object_id"]
+        let object_id = serde_json::from_str::<serde_json::Value>(&t.payload).unwrap()["objects"]
+            [0]["object_id"]
             .as_i64()
             .unwrap();
         let findings = (1..=5)
@@ -813,11 +832,11 @@ async fn findings_are_unique_and_paginate(db: Db) {
             .collect();
         batch.push(Completion {
             lease: lease_of(t),
-            object: Some(ObjectResult {
+            objects: vec![ObjectResult {
                 object_id,
                 outcome: ObjectOutcome::Complete,
                 reason: None,
-            }),
+            }],
             findings,
         });
     }
@@ -895,7 +914,9 @@ async fn stalled_means_no_progress_whatever_the_heartbeats(db: Db) {
         seq: 0,
         objects: objects(2, "p"),
     };
-    s.record_discovery(&lease_of(&t), &batch).await.unwrap();
+    s.record_discovery(&lease_of(&t), &batch, &TaskBounds::ONE)
+        .await
+        .unwrap();
     assert_eq!(
         s.job_counts("j1", 200).await.unwrap().stalled_tasks,
         0,

@@ -126,6 +126,11 @@ pub struct JobConfig {
 #[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     pub discovery_batch_write_size: u32,
+    /// Most objects one `PROCESS` task covers.
+    pub objects_per_task: u32,
+    /// Most bytes (MiB) of objects one `PROCESS` task covers; a larger object gets a
+    /// task of its own.
+    pub task_bytes_mb: u64,
     pub easyocr_support_enabled: bool,
     pub get_table_or_images_enabled: bool,
 }
@@ -304,6 +309,8 @@ impl Default for SystemConfig {
             },
             connector: ConnectorConfig {
                 discovery_batch_write_size: 1000,
+                objects_per_task: 256,
+                task_bytes_mb: 16,
                 easyocr_support_enabled: true,
                 get_table_or_images_enabled: true,
             },

@@ -30,6 +30,8 @@ pub const LIVE_KEYS: &[&str] = &[
     "worker.retry_backoff_max_seconds",
     "job.failure_threshold_percent",
     "connector.discovery_batch_write_size",
+    "connector.objects_per_task",
+    "connector.task_bytes_mb",
     "connector.easyocr_support_enabled",
     "connector.get_table_or_images_enabled",
 ];

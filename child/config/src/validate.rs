@@ -113,6 +113,18 @@ pub(super) fn validate(cfg: &SystemConfig) -> Result<(), ConfigError> {
         1,
         100_000,
     )?;
+    range(
+        "connector.objects_per_task",
+        cfg.connector.objects_per_task.into(),
+        1,
+        1000,
+    )?;
+    range(
+        "connector.task_bytes_mb",
+        cfg.connector.task_bytes_mb,
+        1,
+        65_536,
+    )?;
     range("api.max_body_bytes", cfg.api.max_body_bytes, 1024, 1 << 30)?;
     range(
         "database.max_connections",

@@ -20,7 +20,7 @@ use meridian_wire::task::FailureKind;
 use crate::app::App;
 use meridian_store::{
     Completion, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, Lease, LeasedTask,
-    NewFinding, ReportOutcome, StoreError, StoreResult,
+    NewFinding, ReportOutcome, StoreError, StoreResult, TaskBounds,
 };
 
 /// Largest count one finding may carry (matches of one classifier in one object).
@@ -76,7 +76,12 @@ pub async fn discovered(
             ),
         );
     }
-    let recorded = app.store.record_discovery(lease, batch).await?;
+    let connector = &app.cfg().connector;
+    let bounds = TaskBounds {
+        objects: connector.objects_per_task as usize,
+        bytes: i64::try_from(connector.task_bytes_mb << 20).unwrap_or(i64::MAX),
+    };
+    let recorded = app.store.record_discovery(lease, batch, &bounds).await?;
     if recorded.outcome == ReportOutcome::Accepted {
         metrics::counter!("meridian_objects_discovered_total")
             .increment(batch.objects.len() as u64);
@@ -126,14 +131,17 @@ async fn check_completions(app: &App, batch: &[Completion]) -> Result<(), Report
         for f in &c.findings {
             check_finding(c.lease.task_id, f, &known, &classifiers)?;
         }
-        if let Some(o) = &c.object
-            && o.reason
+        if let Some(o) = c.objects.iter().find(|o| {
+            o.reason
                 .as_ref()
                 .is_some_and(|r| r.len() > MAX_REASON_BYTES)
-        {
+        }) {
             return refuse(
                 c.lease.task_id,
-                format!("the object's reason is longer than {MAX_REASON_BYTES} bytes"),
+                format!(
+                    "object {}'s reason is longer than {MAX_REASON_BYTES} bytes",
+                    o.object_id
+                ),
             );
         }
     }
@@ -155,12 +163,12 @@ async fn check_completions(app: &App, batch: &[Completion]) -> Result<(), Report
     Ok(())
 }
 
-/// A completion speaks only of its own task's object: none for a `DISCOVERY` task,
-/// the object its payload names for a `PROCESS` task.
+/// A completion speaks only of its own task's objects: none for a `DISCOVERY` task,
+/// those its payload names for a `PROCESS` task, each object's outcome at most once.
 fn check_scope(c: &Completion, t: &LeasedTask) -> Result<(), ReportError> {
     let id = t.task_id;
-    let Some(object) = t.object_id.filter(|_| t.phase == "PROCESS") else {
-        if c.object.is_some() || !c.findings.is_empty() {
+    if t.phase != "PROCESS" {
+        if !c.objects.is_empty() || !c.findings.is_empty() {
             return refuse(
                 id,
                 format!(
@@ -170,26 +178,50 @@ fn check_scope(c: &Completion, t: &LeasedTask) -> Result<(), ReportError> {
             );
         }
         return Ok(());
-    };
-    if let Some(o) = c.object.as_ref().filter(|o| o.object_id != object) {
-        return refuse(
-            id,
-            format!(
-                "the task scans object {object}; its completion gives the outcome of object {}",
-                o.object_id
-            ),
-        );
     }
-    if let Some(f) = c.findings.iter().find(|f| f.object_id != object) {
+    let ours = |object: i64| t.objects.contains(&object);
+    let mut seen = std::collections::HashSet::new();
+    for o in &c.objects {
+        if !ours(o.object_id) {
+            return refuse(
+                id,
+                format!(
+                    "the task scans {}; its completion gives the outcome of object {}",
+                    scanned(&t.objects),
+                    o.object_id
+                ),
+            );
+        }
+        if !seen.insert(o.object_id) {
+            return refuse(
+                id,
+                format!(
+                    "the completion gives the outcome of object {} twice",
+                    o.object_id
+                ),
+            );
+        }
+    }
+    if let Some(f) = c.findings.iter().find(|f| !ours(f.object_id)) {
         return refuse(
             id,
             format!(
-                "the task scans object {object}; a finding names object {}",
+                "the task scans {}; a finding names object {}",
+                scanned(&t.objects),
                 f.object_id
             ),
         );
     }
     Ok(())
+}
+
+/// The objects a task scans, for an error message: the first few ids.
+fn scanned(objects: &[i64]) -> String {
+    match objects {
+        [one] => format!("object {one}"),
+        _ if objects.len() <= 4 => format!("objects {objects:?}"),
+        _ => format!("{} objects ({:?} …)", objects.len(), &objects[..4]),
+    }
 }
 
 /// A finding as a scanner makes it: a classifier of this site, a count in range,

@@ -68,8 +68,9 @@ pub(crate) async fn heartbeat(
     })
 }
 
-/// What a task whose lease is current is about. A task's job, phase and object never
-/// change, so a report checked against these before it is written is checked against
+/// What a task whose lease is current is about. A task's job and phase never change,
+/// and its objects change only when a failed batch is split, which ends its lease
+/// first; so a report checked against these before it is written is checked against
 /// what the write (fenced by the token) will touch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeasedTask {
@@ -77,8 +78,8 @@ pub struct LeasedTask {
     pub job_id: String,
     /// `DISCOVERY` or `PROCESS`.
     pub phase: String,
-    /// The object a `PROCESS` task scans; `None` for `DISCOVERY`.
-    pub object_id: Option<i64>,
+    /// The objects a `PROCESS` task scans; empty for `DISCOVERY`.
+    pub objects: Vec<i64>,
 }
 
 /// A row of the `leased_tasks` statement.
@@ -88,6 +89,7 @@ struct LeaseRow {
     job_id: String,
     phase: String,
     object_id: Option<i64>,
+    payload: String,
     lease_token: Option<String>,
 }
 
@@ -112,10 +114,37 @@ pub(crate) async fn leased_tasks(s: &SqlStore, leases: &[Lease]) -> StoreResult<
             })
         })
         .map(|r| LeasedTask {
+            objects: match r.object_id {
+                Some(id) => vec![id],
+                None if r.phase == "PROCESS" => batch_objects(&r.payload)
+                    .into_iter()
+                    .map(|o| o.object_id)
+                    .collect(),
+                None => Vec::new(),
+            },
             task_id: r.id,
             job_id: r.job_id,
             phase: r.phase,
-            object_id: r.object_id,
         })
         .collect())
+}
+
+/// One object of a batched `PROCESS` task's payload (`{"objects": [...]}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BatchObject {
+    pub object_id: i64,
+    pub key: String,
+    pub size_bytes: i64,
+}
+
+/// The objects of a batched `PROCESS` task's payload; none for any other payload.
+/// The store wrote the payload, so it is well formed.
+pub(crate) fn batch_objects(payload: &str) -> Vec<BatchObject> {
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        objects: Vec<BatchObject>,
+    }
+    serde_json::from_str::<Batch>(payload)
+        .map(|b| b.objects)
+        .unwrap_or_default()
 }

@@ -13,6 +13,7 @@ mod open;
 mod pg;
 mod records;
 mod reports;
+mod split;
 mod sql;
 mod store;
 
@@ -151,22 +152,28 @@ pub trait Store: Send + Sync + 'static {
     /// Extends a lease, or says it is lost.
     async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> StoreResult<HeartbeatOutcome>;
 
-    /// Writes a discovered batch: progress record, objects, the `PROCESS` task of each
-    /// new object not skipped, and the task's progress time, in one transaction fenced
-    /// by the lease token. A batch recorded before (same task, attempt and sequence
-    /// number) writes nothing; an object already known gets no second task.
+    /// Writes a discovered batch: progress record, objects, the `PROCESS` tasks of the
+    /// new objects not skipped (grouped by `bounds`, each object naming its task), and
+    /// the task's progress time, in one transaction fenced by the lease token. A batch
+    /// recorded before (same task, attempt and sequence number) writes nothing; an
+    /// object already known gets no second task.
     async fn record_discovery(
         &self,
         lease: &Lease,
         batch: &DiscoveryBatch,
+        bounds: &TaskBounds,
     ) -> StoreResult<Discovered>;
 
-    /// Completes tasks with their results (object outcome, findings), one transaction
+    /// Completes tasks with their results (object outcomes, findings), one transaction
     /// for the whole batch. A completion whose lease is no longer current writes nothing.
     async fn complete(&self, batch: &[Completion]) -> StoreResult<Vec<ReportOutcome>>;
 
     /// Fails a task: back to `PENDING` after `backoff_ms` when retryable and attempts
-    /// remain, otherwise `FAILED`.
+    /// remain, otherwise `FAILED`. A `PROCESS` task of several objects whose retry
+    /// failed too (retryable, second attempt or later) is split instead: it keeps the
+    /// first half of its objects, a new task takes the rest, both `PENDING` after the
+    /// backoff with their attempts counted afresh, so that an object that cannot be
+    /// scanned ends up failing alone.
     async fn fail(&self, lease: &Lease, failure: &Failure) -> StoreResult<FailOutcome>;
 
     /// Hands back every task leased by `node` (shutdown, or start-up after a crash).

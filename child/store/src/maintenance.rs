@@ -5,6 +5,7 @@
 use meridian_wire::states::JobState;
 
 use crate::db::{List, args};
+use crate::split;
 use crate::sql::common as q;
 use crate::store::{SqlStore, distinct};
 use crate::*;
@@ -35,13 +36,18 @@ pub(crate) async fn reap_expired(
     max_retries: u32,
 ) -> StoreResult<ReapCounts> {
     let mut tx = s.db.begin().await?;
-    let rows: Vec<(String, String)> = tx
+    let rows: Vec<(String, String, i64, String, i64, String)> = tx
         .link()
         .all(s.sql.reap, args![limit, i64::from(max_retries)])
         .await?;
     let mut counts = ReapCounts::default();
-    for (_, state) in &rows {
-        if state == "FAILED" {
+    for (_, state, id, phase, attempts, payload) in &rows {
+        // A batch whose worker died on it twice is split (`split.rs`): its workers
+        // may have been killed by one of its objects.
+        if let Some(objects) = split::to_split(phase, *attempts, payload) {
+            split::split(s, &mut tx, *id, &objects).await?;
+            counts.requeued += 1
+        } else if state == "FAILED" {
             counts.failed += 1
         } else {
             counts.requeued += 1

@@ -5,15 +5,19 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::db::{Arg, Db, List, args};
+use crate::split;
+use crate::sql::sqlite;
 use crate::store::{SqlStore, distinct};
 use crate::*;
 
 /// The fence, the progress record (the batch's exactly-once key), the objects and the
-/// `PROCESS` tasks of the new ones, then the status version: one transaction.
+/// `PROCESS` tasks of the new ones (grouped by `bounds`), then the status version: one
+/// transaction.
 pub(crate) async fn record_discovery(
     s: &SqlStore,
     lease: &Lease,
     batch: &DiscoveryBatch,
+    bounds: &TaskBounds,
 ) -> StoreResult<Discovered> {
     let mut tx = s.db.begin().await?;
     let task: Option<(String, String)> = tx
@@ -40,11 +44,33 @@ pub(crate) async fn record_discovery(
         tx.commit().await?;
         return Ok(Discovered::nothing(ReportOutcome::Duplicate));
     };
+    let tasks = bounds.group(&batch.objects);
     let mut args = args![&job_id, &data_source_id, record];
-    args.extend(objects_args(s, &batch.objects));
+    match s.db {
+        Db::Pg(_) => {
+            let count = tasks
+                .iter()
+                .flatten()
+                .max()
+                .map_or(0, |t| i64::from(*t) + 1);
+            let o = &batch.objects;
+            args.extend(args![
+                List::Texts(o.iter().map(|o| o.key.clone()).collect()),
+                List::Ints(o.iter().map(|o| o.size_bytes).collect()),
+                List::OptInts(o.iter().map(|o| o.modified_at).collect()),
+                List::OptTexts(o.iter().map(|o| o.skipped_reason.clone()).collect()),
+                count,
+                List::OptInts(tasks.iter().map(|t| t.map(i64::from)).collect()),
+            ]);
+        }
+        Db::Lite { .. } => {
+            let (first_id,): (i64,) = tx.link().one(sqlite::NEXT_TASK_ID, args![]).await?;
+            args.extend(args![objects_json(&batch.objects, &tasks), first_id]);
+        }
+    }
     let mut tasks_created = tx.link().execute(s.sql.insert_objects, args).await?;
     if let Some(tasks) = s.sql.insert_object_tasks {
-        tasks_created = tx.link().execute(tasks, args![record]).await?;
+        tasks_created = tx.link().execute(tasks, args![record, &job_id]).await?;
     }
     s.bump(&mut tx, &[job_id], false).await?;
     tx.commit().await?;
@@ -54,19 +80,22 @@ pub(crate) async fn record_discovery(
     })
 }
 
-/// A discovered batch's objects as `insert_objects` binds them: one array per column
-/// on PostgreSQL (`unnest`), one JSON array of objects on SQLite (`json_each`; arrays
-/// matched by position would be joined on their index, a scan per row).
-fn objects_args(s: &SqlStore, objects: &[NewObject]) -> Vec<Arg> {
-    match s.db {
-        Db::Pg(_) => args![
-            List::Texts(objects.iter().map(|o| o.key.clone()).collect()),
-            List::Ints(objects.iter().map(|o| o.size_bytes).collect()),
-            List::OptInts(objects.iter().map(|o| o.modified_at).collect()),
-            List::OptTexts(objects.iter().map(|o| o.skipped_reason.clone()).collect()),
-        ],
-        Db::Lite { .. } => args![serde_json::to_string(objects).unwrap_or_default()],
+/// A discovered batch's objects as SQLite's `insert_objects` binds them: one JSON
+/// array of objects, each with the index of its task (arrays matched by position
+/// would be joined on their index, a scan per row).
+fn objects_json(objects: &[NewObject], tasks: &[Option<i32>]) -> String {
+    #[derive(serde::Serialize)]
+    struct Row<'a> {
+        #[serde(flatten)]
+        object: &'a NewObject,
+        task: Option<i32>,
     }
+    let rows: Vec<Row> = objects
+        .iter()
+        .zip(tasks)
+        .map(|(object, &task)| Row { object, task })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_default()
 }
 
 /// Completes a batch in one transaction: the tasks whose leases are current, then
@@ -93,7 +122,7 @@ pub(crate) async fn complete(
         .iter()
         .filter(|c| ok.contains(&c.lease.task_id))
         .collect();
-    let objects: Vec<&ObjectResult> = done.iter().filter_map(|c| c.object.as_ref()).collect();
+    let objects: Vec<&ObjectResult> = done.iter().flat_map(|c| &c.objects).collect();
     if !objects.is_empty() {
         let ids = List::Ints(objects.iter().map(|o| o.object_id).collect());
         let outcomes = List::Texts(
@@ -162,7 +191,7 @@ pub(crate) async fn fail(
     failure: &Failure,
 ) -> StoreResult<FailOutcome> {
     let mut tx = s.db.begin().await?;
-    let row: Option<(String, String)> = tx
+    let row: Option<(String, String, String, i64, String)> = tx
         .link()
         .optional(
             s.sql.fail,
@@ -176,12 +205,19 @@ pub(crate) async fn fail(
             ],
         )
         .await?;
-    let Some((state, job_id)) = row else {
+    let Some((state, job_id, phase, attempts, payload)) = row else {
         return Ok(FailOutcome::LeaseLost);
+    };
+    let split = match split::to_split(&phase, attempts, &payload) {
+        Some(objects) if failure.retryable => {
+            split::split(s, &mut tx, lease.task_id, &objects).await?;
+            true
+        }
+        _ => false,
     };
     s.bump(&mut tx, &[job_id], false).await?;
     tx.commit().await?;
-    Ok(if state == "PENDING" {
+    Ok(if split || state == "PENDING" {
         FailOutcome::Retrying
     } else {
         FailOutcome::Failed

@@ -182,8 +182,9 @@ impl Store for SqlStore {
         &self,
         lease: &Lease,
         batch: &DiscoveryBatch,
+        bounds: &TaskBounds,
     ) -> StoreResult<Discovered> {
-        reports::record_discovery(self, lease, batch).await
+        reports::record_discovery(self, lease, batch, bounds).await
     }
 
     async fn complete(&self, batch: &[Completion]) -> StoreResult<Vec<ReportOutcome>> {

@@ -20,9 +20,11 @@ use crate::reporter::Reporter;
 use meridian_config::{DataSourceConfig, PostgresSource};
 use meridian_scan::extract::ExtractSettings;
 use meridian_scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
+use meridian_wire::states::ObjectOutcome;
 use meridian_wire::task::FailureKind;
 use meridian_wire::task::{
-    Completion, DiscoveryBatch, FailOutcome, Lease, NewObject, ObjectResult, ReportOutcome,
+    Completion, DiscoveryBatch, FailOutcome, Lease, NewFinding, NewObject, ObjectResult,
+    ReportOutcome,
 };
 
 /// Where a packet's blocking work (reading, extracting and classifying an object) runs.
@@ -118,27 +120,19 @@ async fn run_packet(
         return Finished::GivenUp;
     }
     match result {
-        Ok(scan) => {
+        Ok(scanned) => {
             tracing::debug!(
-                "task {} ({:?}) done by {worker_id}: {} findings{}",
+                "task {} ({:?}) done by {worker_id}: {} objects, {} findings",
                 packet.task_id,
                 packet.phase,
-                scan.findings.len(),
-                scan.outcome
-                    .as_ref()
-                    .map(|o| format!(", object {o:?}"))
-                    .unwrap_or_default()
+                scanned.objects.len(),
+                scanned.findings.len(),
             );
-            let object = scan.outcome.map(|outcome| ObjectResult {
-                object_id: packet.payload["object_id"].as_i64().unwrap_or(0),
-                outcome,
-                reason: scan.reason,
-            });
             // The completer gives the in-flight slot back once the batch commits.
             app.complete(Completion {
                 lease,
-                object,
-                findings: scan.findings,
+                objects: scanned.objects,
+                findings: scanned.findings,
             });
             return Finished::Done;
         }
@@ -213,7 +207,7 @@ async fn execute(
     lease: &Lease,
     stop: &Arc<Stop>,
     scan_on: ScanOn,
-) -> Result<ObjectScan, ScanError> {
+) -> Result<Scanned, ScanError> {
     // What to read is this worker's own configuration's business: the packet names a
     // data source by id, and the source (a filesystem root, a database and its
     // credentials, which never travel in a packet) is taken from this site's
@@ -235,8 +229,8 @@ async fn execute(
     match packet.phase {
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
-            .map(|()| ObjectScan::default()),
-        Phase::Process => process(app, packet, ds, stop, scan_on).await,
+            .map(|()| Scanned::default()),
+        Phase::Process => process_all(app, packet, ds, stop, scan_on).await,
     }
 }
 
@@ -351,18 +345,95 @@ async fn discover(
     }
 }
 
+/// What a task found: the outcome of each of its objects, and their findings.
+#[derive(Debug, Default)]
+struct Scanned {
+    objects: Vec<ObjectResult>,
+    findings: Vec<NewFinding>,
+}
+
+/// Longest reason given for an object skipped because it could not be scanned (the
+/// orchestrator refuses longer ones).
+const MAX_REASON: usize = 120;
+
+/// Scans a `PROCESS` task's objects one after the other. An error that may pass
+/// (`Retryable`, a crash) fails the whole task, to be retried and, if it fails again,
+/// split by the orchestrator until the object at fault is alone. An object that can
+/// never be scanned (`Permanent`) is the task's failure when it is alone in it, and
+/// otherwise ends `SKIPPED` with the error as its reason, so its neighbours complete.
+async fn process_all(
+    app: &Arc<dyn Reporter>,
+    packet: &WorkPacket,
+    ds: DataSourceConfig,
+    stop: &Arc<Stop>,
+    scan_on: ScanOn,
+) -> Result<Scanned, ScanError> {
+    let objects = packet_objects(&packet.payload);
+    if objects.is_empty() {
+        return Err(ScanError::Permanent(
+            "the PROCESS packet names no object".into(),
+        ));
+    }
+    let alone = objects.len() == 1;
+    let mut scanned = Scanned::default();
+    for (object_id, key) in objects {
+        match process(app, packet, ds.clone(), stop, scan_on, object_id, key).await {
+            Ok(scan) => {
+                if let Some(outcome) = scan.outcome {
+                    scanned.objects.push(ObjectResult {
+                        object_id,
+                        outcome,
+                        reason: scan.reason,
+                    });
+                }
+                scanned.findings.extend(scan.findings);
+            }
+            Err(ScanError::Permanent(e)) if !alone => {
+                tracing::warn!(
+                    task.id = packet.task_id,
+                    "object {object_id} of task {} skipped: {e}",
+                    packet.task_id
+                );
+                let mut reason = format!("could not be scanned: {e}");
+                let cut = (0..=MAX_REASON.min(reason.len()))
+                    .rev()
+                    .find(|&i| reason.is_char_boundary(i))
+                    .unwrap_or(0);
+                reason.truncate(cut);
+                scanned.objects.push(ObjectResult {
+                    object_id,
+                    outcome: ObjectOutcome::Skipped,
+                    reason: Some(reason),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        stop.progressed();
+    }
+    Ok(scanned)
+}
+
+/// The objects (id, key) a `PROCESS` payload names: `{"objects": [{object_id, key,
+/// size_bytes}, …]}`, or one object's `{object_id, key, size_bytes}` as orchestrators
+/// before batched tasks wrote it.
+fn packet_objects(payload: &serde_json::Value) -> Vec<(i64, String)> {
+    let one =
+        |o: &serde_json::Value| Some((o["object_id"].as_i64()?, o["key"].as_str()?.to_owned()));
+    match payload["objects"].as_array() {
+        Some(list) => list.iter().filter_map(one).collect(),
+        None => one(payload).into_iter().collect(),
+    }
+}
+
 async fn process(
     app: &Arc<dyn Reporter>,
     packet: &WorkPacket,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
     scan_on: ScanOn,
+    object_id: i64,
+    key: String,
 ) -> Result<ObjectScan, ScanError> {
-    let key = packet.payload["key"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let object_id = packet.payload["object_id"].as_i64().unwrap_or(0);
     let limit = packet.options.max_file_size_mb;
     let cfg = app.cfg();
     let classifiers = classify::select(

@@ -262,7 +262,8 @@ async fn flush_completions(
             .map(|c| CompletedTask {
                 task_id: c.lease.task_id,
                 lease_token: c.lease.lease_token,
-                object: c.object,
+                objects: c.objects,
+                object: None,
                 findings: c.findings,
             })
             .collect();

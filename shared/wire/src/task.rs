@@ -36,6 +36,55 @@ pub struct DiscoveryBatch {
     pub objects: Vec<NewObject>,
 }
 
+/// How many objects one `PROCESS` task covers: discovery groups a batch's objects
+/// into tasks of at most `objects` objects and `bytes` bytes, whichever comes first;
+/// an object of `bytes` or more gets a task of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskBounds {
+    pub objects: usize,
+    pub bytes: i64,
+}
+
+impl Default for TaskBounds {
+    fn default() -> Self {
+        TaskBounds {
+            objects: 256,
+            bytes: 16 << 20,
+        }
+    }
+}
+
+impl TaskBounds {
+    /// One object per task, as sites before batched tasks made them.
+    pub const ONE: TaskBounds = TaskBounds {
+        objects: 1,
+        bytes: i64::MAX,
+    };
+
+    /// The task (0-based, in batch order) each object goes to; `None` for an object
+    /// discovery already skipped, which gets no task.
+    pub fn group(&self, objects: &[NewObject]) -> Vec<Option<i32>> {
+        let mut task: i32 = -1;
+        let (mut count, mut bytes) = (usize::MAX, 0i64);
+        objects
+            .iter()
+            .map(|o| {
+                if o.skipped_reason.is_some() {
+                    return None;
+                }
+                let size = o.size_bytes.max(0);
+                if count >= self.objects.max(1) || bytes.saturating_add(size) > self.bytes {
+                    task += 1;
+                    (count, bytes) = (0, 0);
+                }
+                count += 1;
+                bytes = bytes.saturating_add(size);
+                Some(task)
+            })
+            .collect()
+    }
+}
+
 /// One discovered object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewObject {
@@ -56,15 +105,16 @@ pub enum ReportOutcome {
     LeaseLost,
 }
 
-/// A finished task and what it found.
+/// A finished task and what it found: the outcome of each object a `PROCESS` task
+/// covers (none for a `DISCOVERY` task), and the findings in them.
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub lease: Lease,
-    pub object: Option<ObjectResult>,
+    pub objects: Vec<ObjectResult>,
     pub findings: Vec<NewFinding>,
 }
 
-/// How far a `PROCESS` task got with its object.
+/// How far a `PROCESS` task got with one of its objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ObjectResult {
     pub object_id: i64,
@@ -122,4 +172,55 @@ pub struct SystemParameter {
     pub key: String,
     /// JSON (`5`, `true`) or plain text (`WEIGHTED`).
     pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(size_bytes: i64, skipped: bool) -> NewObject {
+        NewObject {
+            key: format!("{size_bytes}"),
+            size_bytes,
+            modified_at: None,
+            skipped_reason: skipped.then(|| "too large".to_owned()),
+        }
+    }
+
+    #[test]
+    fn tasks_close_at_the_object_count_or_the_byte_bound_and_skip_skipped_objects() {
+        let bounds = TaskBounds {
+            objects: 3,
+            bytes: 100,
+        };
+        let objects = [
+            object(10, false),
+            object(10, false),
+            object(0, true),
+            object(10, false),
+            object(10, false),
+            object(95, false),
+            object(500, false),
+            object(1, false),
+            object(-5, false),
+        ];
+        assert_eq!(
+            bounds.group(&objects),
+            [
+                Some(0),
+                Some(0),
+                None,
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(4),
+                Some(4)
+            ]
+        );
+        assert_eq!(
+            TaskBounds::ONE.group(&objects[..3]),
+            [Some(0), Some(1), None]
+        );
+    }
 }

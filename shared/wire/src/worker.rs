@@ -82,10 +82,24 @@ pub struct ProgressResponse {
 pub struct CompletedTask {
     pub task_id: i64,
     pub lease_token: String,
-    #[serde(default)]
+    /// The outcome of each object the task covers (its packet's `payload.objects`),
+    /// at most one per object.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub objects: Vec<ObjectResult>,
+    /// The outcome of a single-object task, as workers older than batched `PROCESS`
+    /// tasks send it; taken as a one-element `objects`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectResult>,
     #[serde(default)]
     pub findings: Vec<NewFinding>,
+}
+
+impl CompletedTask {
+    /// Every object outcome the completion gives, in either spelling.
+    pub fn object_results(&self) -> Vec<ObjectResult> {
+        self.objects.iter().chain(&self.object).cloned().collect()
+    }
 }
 
 /// `POST /complete_task`: one or more completions, committed in one transaction.

@@ -182,11 +182,11 @@ async fn complete_task(
         .completions
         .into_iter()
         .map(|c| Completion {
+            objects: c.object_results(),
             lease: Lease {
                 task_id: c.task_id,
                 lease_token: c.lease_token,
             },
-            object: c.object,
             findings: c.findings,
         })
         .collect();

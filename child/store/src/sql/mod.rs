@@ -50,12 +50,13 @@ pub(crate) struct DialectSql {
     /// runs outside an explicit transaction).
     pub claim_versions: bool,
     /// Inserts a discovered batch: job `$1`, data source `$2`, progress record `$3`,
-    /// then the objects as the dialect binds them (see `reports::record_discovery`).
-    /// Where the dialect can do it in the same statement, also the `PROCESS` task of
-    /// each new object not skipped; its row count is then the tasks created.
+    /// then the objects, each with the index of its task in the batch, as the dialect
+    /// binds them (see `reports::record_discovery`). Where the dialect can do it in the
+    /// same statement, also the `PROCESS` tasks of the new objects not skipped; its row
+    /// count is then the tasks created.
     pub insert_objects: &'static str,
-    /// Inserts the `PROCESS` tasks of the objects progress record `$1` just inserted
-    /// (new, not skipped), or `None` where `insert_objects` did.
+    /// Inserts the `PROCESS` tasks of the objects progress record `$1` of job `$2`
+    /// just inserted (new, not skipped), or `None` where `insert_objects` did.
     pub insert_object_tasks: Option<&'static str>,
     /// Completes the tasks whose lease tokens are current: task ids and tokens bound
     /// as one `Arg::Rows`.
@@ -90,6 +91,9 @@ pub(crate) struct Statements {
     pub reap: &'static str,
     pub mark_records: &'static str,
     pub create_process_tasks: &'static str,
+    pub keep_half: &'static str,
+    pub split_off: &'static str,
+    pub move_objects: &'static str,
     pub finish_job: &'static str,
     pub take_version: Option<&'static str>,
     pub stamp_version: &'static str,
@@ -125,6 +129,9 @@ impl Statements {
             reap: r(REAP),
             mark_records: r(MARK_RECORDS),
             create_process_tasks: r(CREATE_PROCESS_TASKS),
+            keep_half: r(KEEP_HALF),
+            split_off: r(SPLIT_OFF),
+            move_objects: r(MOVE_OBJECTS),
             finish_job: r(FINISH_JOB),
             take_version: d.take_version.map(r),
             stamp_version: r(d.stamp_version),
@@ -169,9 +176,9 @@ const HEARTBEAT: &str = "UPDATE tasks SET lease_expires_at = {now} + $3 \
 const TOUCH_TASK: &str = "UPDATE tasks SET last_progress_at = {now} \
      WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING job_id, data_source_id";
 
-/// What the tasks `$1` are about (job, phase, object) and their current lease token,
+/// What the tasks `$1` are about (job, phase, objects) and their current lease token,
 /// to check a report against before it is written.
-const LEASED_TASKS: &str = "SELECT id, job_id, phase, object_id, lease_token \
+const LEASED_TASKS: &str = "SELECT id, job_id, phase, object_id, payload, lease_token \
      FROM tasks WHERE id {in_list}";
 
 /// A batch's progress record; no row when this (task, attempt, seq) was recorded.
@@ -188,7 +195,8 @@ const FAIL: &str = concat!(
     "not_before = {now} + $5, finished_at = CASE WHEN $3 AND attempts < $4 THEN NULL ELSE {now} END, ",
     "last_error = $6, ",
     no_lease!(),
-    " WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' RETURNING state, job_id"
+    " WHERE id = $1 AND lease_token = $2 AND state = 'RUNNING' ",
+    "RETURNING state, job_id, phase, attempts, payload"
 );
 
 const RELEASE: &str = concat!(
@@ -209,7 +217,7 @@ const REAP: &str = concat!(
     no_lease!(),
     " WHERE id IN (SELECT id FROM tasks WHERE state = 'RUNNING' AND lease_expires_at < {now} ",
     "ORDER BY id LIMIT $1{skip_locked}) AND state = 'RUNNING' AND lease_expires_at < {now} ",
-    "RETURNING job_id, state"
+    "RETURNING job_id, state, id, phase, attempts, payload"
 );
 
 const MARK_RECORDS: &str = "UPDATE progress_records SET processed = TRUE WHERE id IN \
@@ -224,6 +232,19 @@ const CREATE_PROCESS_TASKS: &str = "INSERT INTO tasks \
      CASE WHEN j.state = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, {now} \
      FROM discovered_objects o JOIN jobs j ON j.id = o.job_id \
      WHERE o.progress_record_id {in_list} AND o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING";
+
+/// A split batch's task keeps the objects `$2` and starts over (see `split.rs`).
+const KEEP_HALF: &str = "UPDATE tasks SET state = 'PENDING', attempts = 0, finished_at = NULL, \
+     payload = $2 WHERE id = $1";
+
+/// The new task of a split batch's other objects `$2`: like task `$1`, not before its
+/// backoff, with its last error.
+const SPLIT_OFF: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
+     not_before, last_error, created_at) SELECT job_id, data_source_id, phase, $2, 'PENDING', \
+     not_before, last_error, {now} FROM tasks WHERE id = $1 RETURNING id";
+
+/// The objects `$1` now belong to task `$2`.
+const MOVE_OBJECTS: &str = "UPDATE discovered_objects SET task_id = $2 WHERE id {in_list}";
 
 const FINISH_JOB: &str =
     "UPDATE jobs SET state = $2, finished_at = {now} WHERE id = $1 AND state = $3";

@@ -81,21 +81,29 @@ pub(crate) const SQL: DialectSql = DialectSql {
     ),
     claim_versions: true,
     // The objects as arrays by column ($4 keys, $5 sizes, $6 modification times, $7
-    // skip reasons), and the tasks of the new ones fed from the insert's own
-    // `RETURNING`: one statement, no second read of the rows. An object already known
-    // (a retried discovery walks again) is not returned, so it gets no second task.
+    // skip reasons, $9 the task of each, 0-based, NULL when skipped), and the tasks of
+    // the new ones fed from the insert's own `RETURNING`: one statement, no second
+    // read of the rows. Task ids are taken from the sequence first (`n`, one per task
+    // the batch may need, `$8`), so each object row is written once, naming its task;
+    // a task whose objects were all known already (a retried discovery walks again)
+    // gets none returned and is not created (its id is simply never used).
     insert_objects: concat!(
-        "WITH o AS (INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, ",
-        "modified_at, progress_record_id, outcome, reason) ",
+        "WITH n AS MATERIALIZED (SELECT g AS task, nextval(pg_get_serial_sequence('tasks', 'id')) AS id ",
+        "FROM generate_series(0, $8 - 1) AS g), ",
+        "o AS (INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, ",
+        "modified_at, progress_record_id, outcome, reason, task_id) ",
         "SELECT $1, $2, u.key, u.size_bytes, u.modified_at, $3, ",
-        "CASE WHEN u.reason IS NULL THEN NULL ELSE 'SKIPPED' END, u.reason ",
-        "FROM unnest($4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[]) ",
-        "AS u(key, size_bytes, modified_at, reason) ",
-        "ON CONFLICT DO NOTHING RETURNING id, object_key, size_bytes, outcome) ",
-        "INSERT INTO tasks (job_id, data_source_id, phase, object_id, payload, state, created_at) ",
-        "SELECT $1, $2, 'PROCESS', o.id, {process_payload}, ",
+        "CASE WHEN u.reason IS NULL THEN NULL ELSE 'SKIPPED' END, u.reason, n.id ",
+        "FROM unnest($4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $9::BIGINT[]) ",
+        "WITH ORDINALITY AS u(key, size_bytes, modified_at, reason, task, i) ",
+        "LEFT JOIN n ON n.task = u.task ORDER BY u.i ",
+        "ON CONFLICT DO NOTHING RETURNING id, object_key, size_bytes, task_id) ",
+        "INSERT INTO tasks (id, job_id, data_source_id, phase, payload, state, created_at) ",
+        "SELECT o.task_id, $1, $2, 'PROCESS', json_build_object('objects', json_agg(",
+        "json_build_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes) ",
+        "ORDER BY o.id))::text, ",
         "CASE WHEN (SELECT state FROM jobs WHERE id = $1) = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, ",
-        "{now} FROM o WHERE o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING"
+        "{now} FROM o WHERE o.task_id IS NOT NULL GROUP BY o.task_id ORDER BY o.task_id"
     ),
     insert_object_tasks: None,
     // Arrays matched by position, and `id = ANY(...)` on the primary key: the plan is
@@ -108,10 +116,12 @@ pub(crate) const SQL: DialectSql = DialectSql {
         "AND t.lease_token = ($2::TEXT[])[array_position($1::BIGINT[], t.id)] ",
         "RETURNING t.id, t.job_id"
     ),
-    set_outcomes: "UPDATE discovered_objects o SET \
-         outcome = ($2::TEXT[])[array_position($1::BIGINT[], o.id)], \
-         reason = ($3::TEXT[])[array_position($1::BIGINT[], o.id)] \
-         WHERE o.id = ANY($1)",
+    // Looked up by primary key (`= ANY`), matched to their values by a hash join with
+    // the arrays: a batch of batched tasks carries tens of thousands of objects, and
+    // `array_position` per row would be quadratic in that.
+    set_outcomes: "UPDATE discovered_objects o SET outcome = u.outcome, reason = u.reason \
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(id, outcome, reason) \
+         WHERE o.id = ANY($1) AND o.id = u.id",
     insert_findings: "INSERT INTO findings \
          (job_id, object_id, classifier, location, count, masked_sample, confidence) \
          SELECT f.job_id, f.object_id, f.classifier, f.location, f.count, f.masked_sample, f.confidence \

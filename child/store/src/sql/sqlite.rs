@@ -4,6 +4,12 @@
 
 use super::{DialectSql, no_lease, start_jobs};
 
+/// The first id a task inserted now may take: tasks use `AUTOINCREMENT`, whose
+/// counter is never below the largest id ever given, and the one writer holds the
+/// transaction, so ids from here up are free until it commits.
+pub(crate) const NEXT_TASK_ID: &str =
+    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0) + 1";
+
 pub(crate) const SQL: DialectSql = DialectSql {
     now: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
     // One writer connection: no other transaction can hold the rows.
@@ -31,22 +37,24 @@ pub(crate) const SQL: DialectSql = DialectSql {
     // (`+state` above: look tasks up by id; an index on state would scan every
     // pending task.)
     claim_versions: false,
+    // Each object names its task: `$5` (read first, in the same transaction, by
+    // `NEXT_TASK_ID`) plus the object's 0-based `task`, NULL when skipped.
     insert_objects: "INSERT INTO discovered_objects (job_id, data_source_id, object_key, size_bytes, \
-         modified_at, progress_record_id, outcome, reason) \
-         SELECT $1, $2, json_extract(value, '$.key'), json_extract(value, '$.size_bytes'), \
-           json_extract(value, '$.modified_at'), $3, \
-           CASE WHEN json_extract(value, '$.skipped_reason') IS NULL THEN NULL ELSE 'SKIPPED' END, \
-           json_extract(value, '$.skipped_reason') \
+         modified_at, progress_record_id, outcome, reason, task_id) \
+         SELECT $1, $2, value ->> 'key', value ->> 'size_bytes', value ->> 'modified_at', $3, \
+           CASE WHEN value ->> 'skipped_reason' IS NULL THEN NULL ELSE 'SKIPPED' END, \
+           value ->> 'skipped_reason', $5 + (value ->> 'task') \
          FROM json_each($4) WHERE true ON CONFLICT DO NOTHING",
     // An INSERT cannot feed another in SQLite: the tasks read back the rows the
-    // record just inserted (an object already known keeps its first record's id), by
-    // index, in the same transaction.
+    // record just inserted (an object already known keeps its first record's id, and
+    // its task), by index, in the same transaction; `$2` is the job.
     insert_object_tasks: Some(
-        "INSERT INTO tasks (job_id, data_source_id, phase, object_id, payload, state, created_at) \
-         SELECT o.job_id, o.data_source_id, 'PROCESS', o.id, {process_payload}, \
-         CASE WHEN j.state = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, {now} \
-         FROM discovered_objects o JOIN jobs j ON j.id = o.job_id \
-         WHERE o.progress_record_id = $1 AND o.outcome IS NULL ORDER BY o.id ON CONFLICT DO NOTHING",
+        "INSERT INTO tasks (id, job_id, data_source_id, phase, payload, state, created_at) \
+         SELECT o.task_id, o.job_id, o.data_source_id, 'PROCESS', json_object('objects', \
+           json_group_array(json_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes))), \
+         CASE WHEN (SELECT state FROM jobs WHERE id = $2) = 'CANCELLING' THEN 'CANCELLED' ELSE 'PENDING' END, {now} \
+         FROM (SELECT * FROM discovered_objects WHERE progress_record_id = $1 AND task_id IS NOT NULL ORDER BY id) o \
+         GROUP BY o.task_id ORDER BY o.task_id",
     ),
     // `$1`: rows of (task id, lease token), bound as `Arg::Rows`.
     complete_tasks: concat!(
