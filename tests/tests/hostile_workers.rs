@@ -162,6 +162,7 @@ fn finding(object_id: i64, classifier: &str, sample: &str) -> NewFinding {
 
 fn completion(lease: &Lease, object: Option<i64>, findings: Vec<NewFinding>) -> Completion {
     Completion {
+        failed: vec![],
         lease: lease.clone(),
         objects: object
             .map(|object_id| ObjectResult {
@@ -243,6 +244,10 @@ async fn reports_about_another_object_or_phase_are_refused_and_write_nothing(bac
         "DISCOVERY",
     )
     .await;
+    // The same object's outcome twice.
+    let mut twice = completion(&a, Some(a_id), vec![]);
+    twice.objects.push(twice.objects[0].clone());
+    l.refused(&[twice], "twice").await;
     // One bad completion refuses its whole batch, the honest one included.
     let honest = completion(&a, Some(a_id), vec![]);
     let bad = completion(&l.process[1].0, Some(a_id), vec![]);
@@ -729,4 +734,57 @@ async fn a_worker_scans_its_own_configured_root_and_refuses_unknown_data_sources
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].1, FailureKind::Permanent);
     assert!(failures[0].0.contains("elsewhere"), "{failures:?}");
+}
+
+/// A batched packet: every object is scanned and gets one outcome, its findings name
+/// it, and an object that is gone by the time it is read is skipped without failing
+/// its neighbours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_scans_every_object_of_a_batched_packet() {
+    meridian_tests::init();
+    let own = tempfile::tempdir().unwrap();
+    std::fs::write(own.path().join("a.txt"), "jane.doe@example.com\n").unwrap();
+    std::fs::write(own.path().join("b.txt"), "nothing here\n").unwrap();
+    let cfg = ConfigLayers::new()
+        .with_yaml(&source_yaml("share", own.path()))
+        .preliminary(RunMode::Single)
+        .expect("worker configuration");
+    let worker = Arc::new(Recorder {
+        cfg: Arc::new(cfg),
+        completions: Mutex::default(),
+        discovered: Mutex::default(),
+        failures: Mutex::default(),
+    });
+    let source = json!({ "id": "share", "kind": "filesystem" });
+    let objects = json!({ "objects": [
+        { "object_id": 7, "key": "a.txt", "size_bytes": 21 },
+        { "object_id": 8, "key": "gone.txt", "size_bytes": 5 },
+        { "object_id": 9, "key": "b.txt", "size_bytes": 13 },
+    ] });
+    run(&worker, packet(Phase::Process, source, objects)).await;
+    assert!(worker.failures.lock().unwrap().is_empty());
+    let done = worker
+        .completions
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("a completion");
+    let outcomes: Vec<(i64, ObjectOutcome)> = done
+        .objects
+        .iter()
+        .map(|o| (o.object_id, o.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (7, ObjectOutcome::Complete),
+            (8, ObjectOutcome::Skipped),
+            (9, ObjectOutcome::Complete)
+        ],
+        "{:?}",
+        done.objects
+    );
+    assert_eq!(done.findings.len(), 1, "{:?}", done.findings);
+    assert_eq!(done.findings[0].object_id, 7);
+    assert_eq!(done.findings[0].classifier, "email");
 }

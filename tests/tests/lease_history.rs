@@ -75,6 +75,7 @@ async fn job(store: &dyn Store, n: usize) -> Vec<i64> {
     );
     store
         .complete(&[Completion {
+            failed: vec![],
             lease,
             objects: vec![],
             findings: vec![],
@@ -94,6 +95,7 @@ async fn every_lease_leaves_one_closed_row(backend: Backend) {
     let second = store.claim(&ids[..1], &spec("w2", 60_000)).await.unwrap();
     let done = store
         .complete(&[Completion {
+            failed: vec![],
             lease: Lease {
                 task_id: ids[0],
                 lease_token: second[0].lease_token.clone(),
@@ -207,6 +209,7 @@ async fn leases_handed_off_at_creation_are_fenced_and_recorded(backend: Backend)
         HeartbeatOutcome::Lost
     );
     let complete = |lease: Lease| Completion {
+        failed: vec![],
         lease,
         objects: vec![],
         findings: vec![],

@@ -31,6 +31,11 @@ meridian_tests::on_both!(
     shutdown_does_not_wait_for_a_scan_blocked_where_it_cannot_be_aborted,
 );
 
+/// One object per `PROCESS` task, for the tests of what happens to tasks (sharing,
+/// retries, the failure threshold, cancellation, leases): their counts are then
+/// counts of objects. Batches are the default and have tests of their own below.
+const TASK_PER_OBJECT: &str = "connector:\n  objects_per_task: 1\n";
+
 fn tasks_in(status: &Value, phase: &str, state: &str) -> i64 {
     status["tasks"]["by_phase"][phase][state]
         .as_i64()
@@ -74,7 +79,7 @@ async fn a_corpus_job_finds_exactly_the_seeded_values(backend: Backend) {
 
 async fn fairness(backend: Backend, policy: &str, big_priority: u32) {
     let yaml = format!(
-        "orchestrator:\n  fair_sharing_policy: {policy}\ndata_sources:\n  - id: big\n    kind: synthetic\n    objects: 2000\n    work_ms: 5\n  - id: small\n    kind: synthetic\n    objects: 20\n    work_ms: 5\n"
+        "{TASK_PER_OBJECT}orchestrator:\n  fair_sharing_policy: {policy}\ndata_sources:\n  - id: big\n    kind: synthetic\n    objects: 2000\n    work_ms: 5\n  - id: small\n    kind: synthetic\n    objects: 20\n    work_ms: 5\n"
     );
     let site = TestSite::start(backend, &yaml).await;
     let big = site
@@ -112,7 +117,7 @@ async fn a_small_job_is_not_starved_under_weighted(backend: Backend) {
 }
 
 async fn retryable_failures_are_retried_up_to_max_retries(backend: Backend) {
-    let sources = "data_sources:\n  - id: flaky\n    kind: synthetic\n    objects: 5\n    fail_retryable_attempts: 2\n";
+    let sources = "connector:\n  objects_per_task: 1\ndata_sources:\n  - id: flaky\n    kind: synthetic\n    objects: 5\n    fail_retryable_attempts: 2\n";
     let enough = TestSite::start(backend, &format!("worker:\n  max_retries: 3\n{sources}")).await;
     let job = enough
         .start_job(json!({ "name": "flaky", "data_sources": ["flaky"] }))
@@ -140,6 +145,8 @@ async fn retryable_failures_are_retried_up_to_max_retries(backend: Backend) {
 }
 
 async fn permanent_failures_above_the_threshold_fail_the_job(backend: Backend) {
+    // Each job's 40 objects are one task: a failed object is recorded as a failed task
+    // of its own and the threshold counts objects, as it would with a task each.
     let yaml = "job:\n  failure_threshold_percent: 10\ndata_sources:\n  - id: few\n    kind: synthetic\n    objects: 40\n    fail_permanently_every: 20\n  - id: many\n    kind: synthetic\n    objects: 40\n    fail_permanently_every: 5\n";
     let site = TestSite::start(backend, yaml).await;
     let below = site
@@ -150,17 +157,24 @@ async fn permanent_failures_above_the_threshold_fail_the_job(backend: Backend) {
         .await;
     let below = site.wait_terminal(&below, LONG).await;
     let above = site.wait_terminal(&above, LONG).await;
-    // 41 tasks each: 2 failed is 4.9 %, 8 failed is 19.5 %.
-    assert_eq!(tasks_in(&below, "PROCESS", "FAILED"), 2);
+    // 41 units each (the discovery, 40 objects): 2 failed is 4.9 %, 8 failed is 19.5 %.
+    assert_eq!(tasks_in(&below, "PROCESS", "FAILED"), 2, "{below}");
     assert_eq!(below["state"], "COMPLETED", "{below}");
-    assert_eq!(tasks_in(&above, "PROCESS", "FAILED"), 8);
+    assert_eq!(tasks_in(&above, "PROCESS", "FAILED"), 8, "{above}");
     assert_eq!(above["state"], "FAILED", "{above}");
+    for (status, complete) in [(&below, 38), (&above, 32)] {
+        assert_eq!(tasks_in(status, "PROCESS", "SUCCEEDED"), 1, "{status}");
+        assert_eq!(
+            status["objects"]["by_outcome"],
+            json!({ "COMPLETE": complete }),
+            "the failed objects' neighbours completed: {status}"
+        );
+    }
     site.stop().await.unwrap();
 }
 
 async fn cancellation_stops_the_job(backend: Backend) {
-    let yaml =
-        "data_sources:\n  - id: slow\n    kind: synthetic\n    objects: 400\n    work_ms: 20\n";
+    let yaml = "connector:\n  objects_per_task: 1\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 400\n    work_ms: 20\n";
     let site = TestSite::start(backend, yaml).await;
     let job = site
         .start_job(json!({ "name": "to cancel", "data_sources": ["slow"] }))
@@ -285,6 +299,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
     assert_eq!(findings_by_classifier(&status), corpus.expected);
     // The ghost wakes up and reports: refused, and nothing of it is written.
     let late = Completion {
+        failed: vec![],
         lease: meridian_store::Lease {
             task_id: stale.id,
             lease_token: stale.lease_token.clone(),
@@ -310,7 +325,7 @@ async fn an_expired_lease_is_reaped_and_its_late_report_refused(backend: Backend
 }
 
 async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
-    let yaml = "data_sources:\n  - id: s\n    kind: synthetic\n    objects: 50\n";
+    let yaml = "connector:\n  objects_per_task: 1\ndata_sources:\n  - id: s\n    kind: synthetic\n    objects: 50\n";
     let failpoints = Failpoints::parse("finisher=panic*4").unwrap();
     let site = TestSite::start_with(backend, yaml, failpoints).await;
     let job = site
@@ -361,7 +376,9 @@ async fn a_failing_loop_is_restarted_and_the_job_completes(backend: Backend) {
 
 /// A panic in a connector or classifier (here a failpoint) is a retryable task
 /// failure: the worker that ran it goes on with the next task, its heartbeat stops,
-/// and the job completes with every object scanned.
+/// and the job completes with every object scanned. The 20 objects are one task: it
+/// panics on its first attempt and on its retry, is split in two, and both halves
+/// complete.
 async fn a_panicking_scan_fails_its_task_and_the_worker_goes_on(backend: Backend) {
     let yaml = "worker:\n  in_process_thread_count: 1\ndata_sources:\n  - id: s\n    kind: synthetic\n    objects: 20\n";
     let failpoints = Failpoints::parse("scan_panic=panic*2").unwrap();
@@ -371,7 +388,8 @@ async fn a_panicking_scan_fails_its_task_and_the_worker_goes_on(backend: Backend
         .await;
     let status = site.wait_terminal(&job, LONG).await;
     assert_eq!(status["state"], "COMPLETED", "{status}");
-    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 20, "{status}");
+    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 2, "{status}");
+    assert_eq!(tasks_in(&status, "PROCESS", "FAILED"), 0, "{status}");
     assert_eq!(status["objects"]["processed"], 20, "{status}");
     let (_, workers) = site.get("/workers").await;
     let workers = workers.as_array().unwrap();
@@ -388,7 +406,7 @@ async fn a_panicking_scan_fails_its_task_and_the_worker_goes_on(backend: Backend
 /// lease expires, each task is leased once and completes, and `/workers` shows the
 /// heartbeats while the tasks run.
 async fn heartbeats_keep_a_task_longer_than_its_lease(backend: Backend) {
-    let yaml = "worker:\n  task_timeout_seconds: 2\n  heartbeat_interval_seconds: 1\n  in_process_thread_count: 2\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 2\n    work_ms: 3500\n";
+    let yaml = "connector:\n  objects_per_task: 1\nworker:\n  task_timeout_seconds: 2\n  heartbeat_interval_seconds: 1\n  in_process_thread_count: 2\ndata_sources:\n  - id: slow\n    kind: synthetic\n    objects: 2\n    work_ms: 3500\n";
     let site = TestSite::start(backend, yaml).await;
     let job = site
         .start_job(json!({ "name": "long tasks", "data_sources": ["slow"] }))
@@ -430,7 +448,9 @@ async fn a_stalled_scan_is_given_up_and_another_worker_takes_its_slot(backend: B
         .await;
     let status = site.wait_terminal(&job, LONG).await;
     assert_eq!(status["state"], "COMPLETED", "{status}");
-    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 3, "{status}");
+    // The three objects are one task, retried once after it was given up.
+    assert_eq!(tasks_in(&status, "PROCESS", "SUCCEEDED"), 1, "{status}");
+    assert_eq!(status["objects"]["processed"], 3, "{status}");
     let (_, workers) = site.get("/workers").await;
     let workers = workers.as_array().unwrap();
     assert_eq!(

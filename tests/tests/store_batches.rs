@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use meridian_store::{
-    ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, Failure, Lease, LeaseSpec, NewFinding,
-    NewJob, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
+    ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailedObject, Failure, Lease,
+    LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
 };
 use meridian_tests::Backend;
 use meridian_wire::states::ObjectOutcome;
@@ -55,6 +55,7 @@ on_both_stores!(
     a_batch_completes_with_an_outcome_per_object,
     a_batch_that_keeps_failing_is_split_until_the_poison_object_is_alone,
     a_batch_whose_workers_keep_dying_is_split_by_the_reaper,
+    an_object_that_can_never_be_scanned_fails_alone_and_counts_as_one,
 );
 
 const BOUNDS: TaskBounds = TaskBounds {
@@ -139,8 +140,13 @@ async fn claim_all(s: &dyn Store, job: &str, lease_ms: i64) -> Vec<ClaimedTask> 
 }
 
 fn done(task: &ClaimedTask, outcomes: Vec<ObjectResult>, findings: Vec<NewFinding>) -> Completion {
+    done_with(lease_of(task), outcomes, findings)
+}
+
+fn done_with(lease: Lease, outcomes: Vec<ObjectResult>, findings: Vec<NewFinding>) -> Completion {
     Completion {
-        lease: lease_of(task),
+        failed: vec![],
+        lease,
         objects: outcomes,
         findings,
     }
@@ -341,4 +347,38 @@ async fn a_batch_whose_workers_keep_dying_is_split_by_the_reaper(db: Db) {
     );
     let counts = s.job_counts("r", 60_000).await.unwrap();
     assert_eq!(outcomes(&counts), BTreeMap::from([("COMPLETE".into(), 2)]));
+}
+
+async fn an_object_that_can_never_be_scanned_fails_alone_and_counts_as_one(db: Db) {
+    let s = &*db.store;
+    for (job, threshold, expected) in [("t1", 10.0, "FAILED"), ("t2", 30.0, "COMPLETED")] {
+        let lease = discovering(s, job).await;
+        let objects: Vec<NewObject> = (0..4).map(|i| object(&format!("x{i}"), 10)).collect();
+        assert_eq!(record(s, &lease, 1, objects).await, 1);
+        let discovered = done_with(lease, vec![], vec![]);
+        assert_eq!(
+            s.complete(&[discovered]).await.unwrap(),
+            [ReportOutcome::Accepted]
+        );
+        let task = claim_all(s, job, 60_000).await.remove(0);
+        let mut c = complete_all(&task);
+        let poison = c.objects.remove(3);
+        c.failed.push(FailedObject {
+            object_id: poison.object_id,
+            error: "x3: unreadable for good".into(),
+        });
+        assert_eq!(s.complete(&[c]).await.unwrap(), [ReportOutcome::Accepted]);
+        let counts = s.job_counts(job, 60_000).await.unwrap();
+        assert_eq!(tasks_in(&counts, "SUCCEEDED"), 1);
+        assert_eq!(tasks_in(&counts, "FAILED"), 1, "its own failed task");
+        assert_eq!(outcomes(&counts), BTreeMap::from([("COMPLETE".into(), 3)]));
+        // Five units (the discovery and four objects), one failed: 20 %.
+        let finished = s.finish_jobs(threshold).await.unwrap();
+        let state: Vec<String> = finished
+            .iter()
+            .filter(|f| f.id == job)
+            .map(|f| f.state.to_string())
+            .collect();
+        assert_eq!(state, [expected], "threshold {threshold}");
+    }
 }

@@ -158,6 +158,7 @@ async fn job_with_tasks(store: &dyn Store, id: &str, n: usize) -> Vec<i64> {
     assert_eq!(recorded.tasks_created, n as u64);
     let done = store
         .complete(&[Completion {
+            failed: vec![],
             lease,
             objects: vec![],
             findings: vec![],
@@ -279,6 +280,7 @@ async fn stale_lease_reports_write_nothing(db: Db) {
         confidence: 0.9,
     };
     let late = Completion {
+        failed: vec![],
         lease: lease_of(&first),
         objects: vec![ObjectResult {
             object_id,
@@ -330,6 +332,7 @@ async fn stale_lease_reports_write_nothing(db: Db) {
         HeartbeatOutcome::Extended { .. }
     ));
     let good = Completion {
+        failed: vec![],
         lease: lease_of(&second),
         objects: vec![ObjectResult {
             object_id,
@@ -372,6 +375,7 @@ async fn reaper_never_reopens_a_task_completed_during_the_reap(db: Db) {
                 let batch: Vec<Completion> = chunk
                     .iter()
                     .map(|t| Completion {
+                        failed: vec![],
                         lease: lease_of(t),
                         objects: vec![],
                         findings: vec![],
@@ -689,6 +693,7 @@ async fn finished_jobs_apply_the_failure_threshold(db: Db) {
         let rest: Vec<Completion> = claimed[failures..]
             .iter()
             .map(|t| Completion {
+                failed: vec![],
                 lease: lease_of(t),
                 objects: vec![],
                 findings: vec![],
@@ -733,6 +738,7 @@ async fn cancel_cancels_pending_tasks_and_ends_cancelled(db: Db) {
     let done: Vec<Completion> = running
         .iter()
         .map(|t| Completion {
+            failed: vec![],
             lease: lease_of(t),
             objects: vec![],
             findings: vec![],
@@ -831,6 +837,7 @@ async fn findings_are_unique_and_paginate(db: Db) {
             })
             .collect();
         batch.push(Completion {
+            failed: vec![],
             lease: lease_of(t),
             objects: vec![ObjectResult {
                 object_id,

@@ -10,7 +10,7 @@
 //! classifier finds an unmasked value. A report that fails is refused whole
 //! ([`ReportError::Refused`]) and writes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use meridian_scan::classify::{self, ClassifierRef};
@@ -36,6 +36,8 @@ pub const MAX_SAMPLE_BYTES: usize = 1024;
 /// Longest reason of a skipped or partial object (reasons are a small fixed set of
 /// short phrases).
 pub const MAX_REASON_BYTES: usize = 128;
+/// Longest error of an object that could never be scanned.
+pub const MAX_OBJECT_ERROR_BYTES: usize = 1000;
 
 /// Why a report wrote nothing.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,19 @@ async fn check_completions(app: &App, batch: &[Completion]) -> Result<(), Report
         for f in &c.findings {
             check_finding(c.lease.task_id, f, &known, &classifiers)?;
         }
+        if let Some(f) = c
+            .failed
+            .iter()
+            .find(|f| f.error.len() > MAX_OBJECT_ERROR_BYTES)
+        {
+            return refuse(
+                c.lease.task_id,
+                format!(
+                    "object {}'s error is longer than {MAX_OBJECT_ERROR_BYTES} bytes",
+                    f.object_id
+                ),
+            );
+        }
         if let Some(o) = c.objects.iter().find(|o| {
             o.reason
                 .as_ref()
@@ -168,7 +183,7 @@ async fn check_completions(app: &App, batch: &[Completion]) -> Result<(), Report
 fn check_scope(c: &Completion, t: &LeasedTask) -> Result<(), ReportError> {
     let id = t.task_id;
     if t.phase != "PROCESS" {
-        if !c.objects.is_empty() || !c.findings.is_empty() {
+        if !c.objects.is_empty() || !c.findings.is_empty() || !c.failed.is_empty() {
             return refuse(
                 id,
                 format!(
@@ -179,26 +194,28 @@ fn check_scope(c: &Completion, t: &LeasedTask) -> Result<(), ReportError> {
         }
         return Ok(());
     }
-    let ours = |object: i64| t.objects.contains(&object);
-    let mut seen = std::collections::HashSet::new();
-    for o in &c.objects {
-        if !ours(o.object_id) {
+    let objects: HashSet<i64> = t.objects.iter().copied().collect();
+    let ours = |object: i64| objects.contains(&object);
+    let mut seen = HashSet::new();
+    let reported = c
+        .objects
+        .iter()
+        .map(|o| o.object_id)
+        .chain(c.failed.iter().map(|f| f.object_id));
+    for object in reported {
+        if !ours(object) {
             return refuse(
                 id,
                 format!(
-                    "the task scans {}; its completion gives the outcome of object {}",
+                    "the task scans {}; its completion gives the outcome of object {object}",
                     scanned(&t.objects),
-                    o.object_id
                 ),
             );
         }
-        if !seen.insert(o.object_id) {
+        if !seen.insert(object) {
             return refuse(
                 id,
-                format!(
-                    "the completion gives the outcome of object {} twice",
-                    o.object_id
-                ),
+                format!("the completion gives the outcome of object {object} twice"),
             );
         }
     }

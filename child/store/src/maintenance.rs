@@ -116,8 +116,9 @@ pub(crate) async fn finish_jobs(
     Ok(finished)
 }
 
-/// The final state of a finished job: `FAILED` when failed tasks are more than
-/// `threshold` percent of its tasks. There is no early abort: a job runs to the end
+/// The final state of a finished job: `FAILED` when failed units (tasks of one
+/// object, objects of batched tasks; see `FINISH_CANDIDATES`) are more than
+/// `threshold` percent of its units. There is no early abort: a job runs to the end
 /// so that its counts are complete.
 fn final_state(state: &str, total: i64, failed: i64, threshold: f64) -> JobState {
     if state == "CANCELLING" {

@@ -139,6 +139,9 @@ pub(crate) async fn complete(
             )
             .await?;
     }
+    for failed in done.iter().flat_map(|c| &c.failed) {
+        split::fail_object(s, &mut tx, failed).await?;
+    }
     let job_of: HashMap<i64, String> = accepted.iter().cloned().collect();
     let findings = findings_json(&done, &job_of);
     if !findings.is_empty() {

@@ -1,11 +1,17 @@
-//! Splitting a batch that keeps failing. A `PROCESS` task covering several objects
-//! fails whole when one of them cannot be scanned (the scanner crashes on it, its read
-//! keeps timing out, its worker is killed); retried whole, it would fail again and
-//! take its neighbours down with it. So a batch whose retry failed too is split in
-//! two: the task keeps the first half of its objects, a new task takes the rest, and
-//! both start over with no attempt counted. Each split halves the batch, so after at
-//! most log2(size) splits the object that cannot be scanned is alone in its task and
-//! fails there after its own retries, while every other object completes.
+//! What becomes of a batch's objects that cannot be scanned.
+//!
+//! A `PROCESS` task covering several objects fails whole when one of them cannot be
+//! scanned for a reason that might pass (the scanner crashes on it, its read keeps
+//! timing out, its worker is killed); retried whole, it would fail again and take its
+//! neighbours down with it. So a batch whose retry failed too is split in two: the
+//! task keeps the first half of its objects, a new task takes the rest, and both
+//! start over with no attempt counted. Each split halves the batch, so after at most
+//! log2(size) splits the object at fault is alone in its task and fails there after
+//! its own retries, while every other object completes.
+//!
+//! An object that can never be scanned (a permanent error the worker sees) does not
+//! fail its batch: the batch completes, and the object is recorded as a `FAILED` task
+//! of its own, the task it would have had alone.
 
 use crate::claims::{BatchObject, batch_objects};
 use crate::db::{List, Tx, args};
@@ -55,4 +61,25 @@ pub(crate) async fn split(
         moved.len()
     );
     Ok(new_id)
+}
+
+/// Records an object of a completed batch that could never be scanned as a `FAILED`
+/// task of its own, the task it would have been alone, so that it counts against its
+/// job's failure threshold like any failed task.
+pub(crate) async fn fail_object(
+    s: &SqlStore,
+    tx: &mut Tx,
+    failed: &FailedObject,
+) -> StoreResult<()> {
+    let (task,): (i64,) = tx
+        .link()
+        .one(s.sql.fail_object, args![failed.object_id, &failed.error])
+        .await?;
+    tx.link()
+        .execute(
+            s.sql.move_objects,
+            args![List::Ints(vec![failed.object_id]), task],
+        )
+        .await?;
+    Ok(())
 }

@@ -251,7 +251,12 @@ pub(crate) async fn heartbeat_loop(
 }
 
 /// One heartbeat; false when the task must stop (cancelled, or its lease is lost).
-async fn renew(app: &Arc<dyn Reporter>, worker_id: &str, lease: &Lease, stop: &Stop) -> bool {
+pub(crate) async fn renew(
+    app: &Arc<dyn Reporter>,
+    worker_id: &str,
+    lease: &Lease,
+    stop: &Stop,
+) -> bool {
     match app.heartbeat(lease).await {
         Ok(HeartbeatOutcome::Extended { .. }) => app.heartbeat_ok(worker_id),
         Ok(HeartbeatOutcome::Cancelled) => {

@@ -1,7 +1,8 @@
 //! The pre-task memory check of remote workers: a worker does not take a
 //! task that would push its resident memory past `worker.process_memory_limit_mb`.
-//! A task's need is estimated from its object's size (what the extractor may hold at
-//! once); discovery tasks stream and count as nothing extra.
+//! A task's need is estimated from its largest object's size (what the extractor may
+//! hold at once: a batch's objects are read one after the other); discovery tasks
+//! stream and count as nothing extra.
 
 use meridian_wire::WorkPacket;
 
@@ -22,10 +23,12 @@ pub fn resident_bytes() -> u64 {
 
 /// Bytes a task is expected to need beyond what the process already uses.
 pub fn estimate(packet: &WorkPacket) -> u64 {
-    packet.payload["size_bytes"]
-        .as_u64()
-        .unwrap_or(0)
-        .saturating_mul(2)
+    let size = |o: &serde_json::Value| o["size_bytes"].as_u64().unwrap_or(0);
+    let largest = match packet.payload["objects"].as_array() {
+        Some(objects) => objects.iter().map(size).max().unwrap_or(0),
+        None => size(&packet.payload),
+    };
+    largest.saturating_mul(2)
 }
 
 /// Whether `extra` more bytes fit under `limit_mb` on top of `resident`.

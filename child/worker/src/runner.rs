@@ -15,16 +15,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 pub use crate::heartbeat::{Beat, Heartbeat};
-use crate::heartbeat::{Renewal, Stop, heartbeat_loop};
+use crate::heartbeat::{Renewal, Stop, heartbeat_loop, renew};
 use crate::reporter::Reporter;
 use meridian_config::{DataSourceConfig, PostgresSource};
 use meridian_scan::extract::ExtractSettings;
 use meridian_scan::{ObjectScan, ScanError, classify, filesystem, postgres, synthetic};
-use meridian_wire::states::ObjectOutcome;
 use meridian_wire::task::FailureKind;
 use meridian_wire::task::{
-    Completion, DiscoveryBatch, FailOutcome, Lease, NewFinding, NewObject, ObjectResult,
-    ReportOutcome,
+    Completion, DiscoveryBatch, FailOutcome, FailedObject, Lease, NewFinding, NewObject,
+    ObjectResult, ReportOutcome,
 };
 
 /// Where a packet's blocking work (reading, extracting and classifying an object) runs.
@@ -108,7 +107,7 @@ async fn run_packet(
         stop.abort.store(true, Ordering::Relaxed);
     }
     let started = std::time::Instant::now();
-    let result = execute(app, &packet, &lease, &stop, scan_on).await;
+    let result = execute(app, worker_id, &packet, &lease, &stop, scan_on).await;
     app.task_time(started.elapsed().as_micros() as u64);
     drop(renewal);
     if !stop.settle() {
@@ -133,6 +132,7 @@ async fn run_packet(
                 lease,
                 objects: scanned.objects,
                 findings: scanned.findings,
+                failed: scanned.failed,
             });
             return Finished::Done;
         }
@@ -203,6 +203,7 @@ async fn report_failure(
 
 async fn execute(
     app: &Arc<dyn Reporter>,
+    worker_id: &str,
     packet: &WorkPacket,
     lease: &Lease,
     stop: &Arc<Stop>,
@@ -230,7 +231,7 @@ async fn execute(
         Phase::Discovery => discover(app, packet, lease, ds, stop)
             .await
             .map(|()| Scanned::default()),
-        Phase::Process => process_all(app, packet, ds, stop, scan_on).await,
+        Phase::Process => process_all(app, worker_id, packet, lease, ds, stop, scan_on).await,
     }
 }
 
@@ -345,25 +346,32 @@ async fn discover(
     }
 }
 
-/// What a task found: the outcome of each of its objects, and their findings.
+/// What a task found: the outcome of each of its objects, their findings, and the
+/// objects that could never be scanned.
 #[derive(Debug, Default)]
 struct Scanned {
     objects: Vec<ObjectResult>,
     findings: Vec<NewFinding>,
+    failed: Vec<FailedObject>,
 }
 
-/// Longest reason given for an object skipped because it could not be scanned (the
+/// How often a batch's runner asks, between objects, whether to go on.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Longest error reported for an object that could never be scanned (the
 /// orchestrator refuses longer ones).
-const MAX_REASON: usize = 120;
+const MAX_ERROR: usize = 1000;
 
 /// Scans a `PROCESS` task's objects one after the other. An error that may pass
 /// (`Retryable`, a crash) fails the whole task, to be retried and, if it fails again,
 /// split by the orchestrator until the object at fault is alone. An object that can
-/// never be scanned (`Permanent`) is the task's failure when it is alone in it, and
-/// otherwise ends `SKIPPED` with the error as its reason, so its neighbours complete.
+/// never be scanned (`Permanent`) fails the task when it is alone in it, and
+/// otherwise is reported failed on its own, so its neighbours complete.
 async fn process_all(
     app: &Arc<dyn Reporter>,
+    worker_id: &str,
     packet: &WorkPacket,
+    lease: &Lease,
     ds: DataSourceConfig,
     stop: &Arc<Stop>,
     scan_on: ScanOn,
@@ -376,6 +384,7 @@ async fn process_all(
     }
     let alone = objects.len() == 1;
     let mut scanned = Scanned::default();
+    let mut checked = std::time::Instant::now();
     for (object_id, key) in objects {
         match process(app, packet, ds.clone(), stop, scan_on, object_id, key).await {
             Ok(scan) => {
@@ -388,27 +397,31 @@ async fn process_all(
                 }
                 scanned.findings.extend(scan.findings);
             }
-            Err(ScanError::Permanent(e)) if !alone => {
+            Err(ScanError::Permanent(mut error)) if !alone => {
                 tracing::warn!(
                     task.id = packet.task_id,
-                    "object {object_id} of task {} skipped: {e}",
+                    "object {object_id} of task {} failed: {error}",
                     packet.task_id
                 );
-                let mut reason = format!("could not be scanned: {e}");
-                let cut = (0..=MAX_REASON.min(reason.len()))
+                let cut = (0..=MAX_ERROR.min(error.len()))
                     .rev()
-                    .find(|&i| reason.is_char_boundary(i))
+                    .find(|&i| error.is_char_boundary(i))
                     .unwrap_or(0);
-                reason.truncate(cut);
-                scanned.objects.push(ObjectResult {
-                    object_id,
-                    outcome: ObjectOutcome::Skipped,
-                    reason: Some(reason),
-                });
+                error.truncate(cut);
+                scanned.failed.push(FailedObject { object_id, error });
             }
             Err(e) => return Err(e),
         }
         stop.progressed();
+        // A batch may run far longer than one object: between objects, at most once
+        // per `CHECK_EVERY`, it asks whether its job is being cancelled (a heartbeat
+        // says it), instead of running on until the heartbeat interval.
+        if checked.elapsed() >= CHECK_EVERY {
+            checked = std::time::Instant::now();
+            if !renew(app, worker_id, lease, stop).await {
+                return Err(ScanError::Aborted);
+            }
+        }
     }
     Ok(scanned)
 }

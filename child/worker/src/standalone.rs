@@ -265,6 +265,7 @@ async fn flush_completions(
                 objects: c.objects,
                 object: None,
                 findings: c.findings,
+                failed: c.failed,
             })
             .collect();
         let mut attempt: u32 = 0;

@@ -106,12 +106,24 @@ pub enum ReportOutcome {
 }
 
 /// A finished task and what it found: the outcome of each object a `PROCESS` task
-/// covers (none for a `DISCOVERY` task), and the findings in them.
+/// covers (none for a `DISCOVERY` task), the findings in them, and the objects that
+/// could never be scanned.
 #[derive(Debug, Clone)]
 pub struct Completion {
     pub lease: Lease,
     pub objects: Vec<ObjectResult>,
     pub findings: Vec<NewFinding>,
+    /// Objects of the task whose scan failed for good (a permanent error): each is
+    /// recorded as a `FAILED` task of its own, as if it had been alone in its task,
+    /// and counts against the job's failure threshold.
+    pub failed: Vec<FailedObject>,
+}
+
+/// An object of a `PROCESS` task that could never be scanned, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FailedObject {
+    pub object_id: i64,
+    pub error: String,
 }
 
 /// How far a `PROCESS` task got with one of its objects.

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::WorkPacket;
-use crate::task::{NewFinding, NewObject, ObjectResult};
+use crate::task::{FailedObject, NewFinding, NewObject, ObjectResult};
 
 pub const GET_TASK: &str = "/get_task";
 pub const REPORT_HEARTBEAT: &str = "/report_heartbeat";
@@ -93,6 +93,12 @@ pub struct CompletedTask {
     pub object: Option<ObjectResult>,
     #[serde(default)]
     pub findings: Vec<NewFinding>,
+    /// Objects of the task that could never be scanned (a permanent error), each with
+    /// its error; recorded as `FAILED` tasks of their own. An object is either here or
+    /// in `objects`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub failed: Vec<FailedObject>,
 }
 
 impl CompletedTask {

@@ -188,6 +188,7 @@ async fn complete_task(
                 lease_token: c.lease_token,
             },
             findings: c.findings,
+            failed: c.failed,
         })
         .collect();
     let outcomes = reports::completed(&app, &batch)

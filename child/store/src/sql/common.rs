@@ -72,10 +72,20 @@ pub(crate) const CANCELLING_JOBS: &str = "SELECT id FROM jobs WHERE state = 'CAN
 pub(crate) const BUMP_COUNTER: &str =
     "UPDATE site_counters SET value = value + 1 WHERE name = 'status_version' RETURNING value";
 
-/// Jobs that have nothing left to run and no progress record left to pipeline.
+/// Jobs that have nothing left to run and no progress record left to pipeline, with
+/// their units of work and how many failed. A unit is a task of one object (a
+/// `DISCOVERY` task, a `PROCESS` task of an older version, which names its object) or
+/// an object of a batched `PROCESS` task, which names its task: the failure threshold
+/// counts objects whatever the batch size.
 pub(crate) const FINISH_CANDIDATES: &str = "SELECT j.id, j.state, \
-       (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id) AS total, \
-       (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'FAILED') AS failed \
+       (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id \
+          AND (t.phase = 'DISCOVERY' OR t.object_id IS NOT NULL)) \
+       + (SELECT COUNT(*) FROM discovered_objects o WHERE o.job_id = j.id \
+          AND o.task_id IS NOT NULL) AS total, \
+       (SELECT COUNT(*) FROM tasks t WHERE t.job_id = j.id AND t.state = 'FAILED' \
+          AND (t.phase = 'DISCOVERY' OR t.object_id IS NOT NULL)) \
+       + (SELECT COUNT(*) FROM discovered_objects o JOIN tasks t ON t.id = o.task_id \
+          WHERE o.job_id = j.id AND t.state = 'FAILED') AS failed \
      FROM jobs j WHERE j.state IN ('RUNNING', 'CANCELLING') \
        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('PENDING', 'RUNNING')) \
        AND NOT EXISTS (SELECT 1 FROM progress_records p WHERE p.job_id = j.id AND p.processed = FALSE)";

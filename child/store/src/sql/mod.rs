@@ -35,8 +35,11 @@ pub(crate) struct DialectSql {
     pub skip_locked: &'static str,
     /// `{in_list}`: membership in the list bound as `$1`.
     pub in_list: &'static str,
-    /// `{process_payload}`: a `PROCESS` task's payload built from the object `o`.
+    /// `{process_payload}`: a `PROCESS` task's payload built from the object `o`, as
+    /// versions before batched tasks wrote it.
     pub process_payload: &'static str,
+    /// `{object_payload}`: the payload of a batched `PROCESS` task of the one object `o`.
+    pub object_payload: &'static str,
     /// Takes the next status version before `stamp_version` reads it, or `None` where
     /// the stamping statement takes it itself.
     pub take_version: Option<&'static str>,
@@ -92,6 +95,7 @@ pub(crate) struct Statements {
     pub mark_records: &'static str,
     pub create_process_tasks: &'static str,
     pub keep_half: &'static str,
+    pub fail_object: &'static str,
     pub split_off: &'static str,
     pub move_objects: &'static str,
     pub finish_job: &'static str,
@@ -130,6 +134,7 @@ impl Statements {
             mark_records: r(MARK_RECORDS),
             create_process_tasks: r(CREATE_PROCESS_TASKS),
             keep_half: r(KEEP_HALF),
+            fail_object: r(FAIL_OBJECT),
             split_off: r(SPLIT_OFF),
             move_objects: r(MOVE_OBJECTS),
             finish_job: r(FINISH_JOB),
@@ -148,6 +153,7 @@ pub(crate) fn render(template: &str, d: &DialectSql) -> &'static str {
         .replace("{skip_locked}", d.skip_locked)
         .replace("{in_list}", d.in_list)
         .replace("{process_payload}", d.process_payload)
+        .replace("{object_payload}", d.object_payload)
         .replace("{now}", d.now);
     debug_assert!(!text.contains("{now}"), "unrendered placeholder in {text}");
     text.leak()
@@ -242,6 +248,13 @@ const KEEP_HALF: &str = "UPDATE tasks SET state = 'PENDING', attempts = 0, finis
 const SPLIT_OFF: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
      not_before, last_error, created_at) SELECT job_id, data_source_id, phase, $2, 'PENDING', \
      not_before, last_error, {now} FROM tasks WHERE id = $1 RETURNING id";
+
+/// A `FAILED` task of its own for object `$1` of a completed batch, which could never
+/// be scanned (error `$2`); the object is then moved to it (`MOVE_OBJECTS`).
+const FAIL_OBJECT: &str = "INSERT INTO tasks (job_id, data_source_id, phase, payload, state, \
+     attempts, last_error, created_at, finished_at) SELECT o.job_id, o.data_source_id, 'PROCESS', \
+     {object_payload}, 'FAILED', 1, $2, {now}, {now} FROM discovered_objects o WHERE o.id = $1 \
+     RETURNING id";
 
 /// The objects `$1` now belong to task `$2`.
 const MOVE_OBJECTS: &str = "UPDATE discovered_objects SET task_id = $2 WHERE id {in_list}";

@@ -44,6 +44,8 @@ pub(crate) const SQL: DialectSql = DialectSql {
     skip_locked: " FOR UPDATE SKIP LOCKED",
     in_list: "= ANY($1)",
     process_payload: "json_build_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes)::text",
+    object_payload: "json_build_object('objects', json_build_array(json_build_object('object_id', o.id, \
+         'key', o.object_key, 'size_bytes', o.size_bytes)))::text",
     // One statement: the counter's row is locked (and incremented) by the CTE before
     // any job row, since a job row is locked only once the join with `v` has produced
     // it; so the lock order stays counter → jobs.

@@ -16,6 +16,8 @@ pub(crate) const SQL: DialectSql = DialectSql {
     skip_locked: "",
     in_list: "IN (SELECT value FROM json_each($1))",
     process_payload: "json_object('object_id', o.id, 'key', o.object_key, 'size_bytes', o.size_bytes)",
+    object_payload: "json_object('objects', json_array(json_object('object_id', o.id, \
+         'key', o.object_key, 'size_bytes', o.size_bytes)))",
     // SQLite cannot update two tables in one statement: the counter goes first and
     // the jobs read it (the single writer keeps versions in commit order).
     take_version: Some(super::common::BUMP_COUNTER),
