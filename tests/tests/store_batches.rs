@@ -242,9 +242,12 @@ async fn a_batch_completes_with_an_outcome_per_object(db: Db) {
             outcome(2, ObjectOutcome::Skipped, Some("binary file")),
             outcome(3, ObjectOutcome::Partial, Some("truncated")),
         ],
+        // The same finding twice (same object, classifier, location): recorded and
+        // counted once.
         vec![
             finding(0, "line:1"),
             finding(1, "line:3"),
+            finding(3, "line:9"),
             finding(3, "line:9"),
         ],
     );

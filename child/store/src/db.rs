@@ -45,6 +45,7 @@ pub(crate) enum List {
     OptInts(Vec<Option<i64>>),
     Texts(Vec<String>),
     OptTexts(Vec<Option<String>>),
+    Reals(Vec<f64>),
 }
 
 impl List {
@@ -54,6 +55,7 @@ impl List {
             List::OptInts(v) => serde_json::to_string(v),
             List::Texts(v) => serde_json::to_string(v),
             List::OptTexts(v) => serde_json::to_string(v),
+            List::Reals(v) => serde_json::to_string(v),
         }
         .unwrap_or_default()
     }
@@ -64,6 +66,7 @@ impl List {
             List::OptInts(v) => v.len(),
             List::Texts(v) => v.len(),
             List::OptTexts(v) => v.len(),
+            List::Reals(v) => v.len(),
         }
     }
 
@@ -77,6 +80,7 @@ impl List {
                 .get(i)
                 .and_then(Option::as_deref)
                 .map_or(Value::Null, Value::from),
+            List::Reals(v) => v.get(i).map_or(Value::Null, |&n| n.into()),
         }
     }
 }
@@ -168,6 +172,7 @@ fn pg_arguments(args: Vec<Arg>) -> Result<PgArguments, BoxDynError> {
                 List::OptInts(v) => to.add(v)?,
                 List::Texts(v) => to.add(v)?,
                 List::OptTexts(v) => to.add(v)?,
+                List::Reals(v) => to.add(v)?,
             }
         }
     }

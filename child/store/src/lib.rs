@@ -7,6 +7,7 @@
 mod claims;
 mod connect;
 mod db;
+mod findings;
 mod jobs;
 mod maintenance;
 mod open;

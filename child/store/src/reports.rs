@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::db::{Arg, Db, List, args};
+use crate::findings;
 use crate::split;
 use crate::sql::sqlite;
 use crate::store::{SqlStore, distinct};
@@ -110,14 +111,14 @@ pub(crate) async fn complete(
     let ids = batch.iter().map(|c| c.lease.task_id).collect();
     let tokens = batch.iter().map(|c| c.lease.lease_token.clone()).collect();
     let mut tx = s.db.begin().await?;
-    let accepted: Vec<(i64, String)> = tx
+    let accepted: Vec<(i64, String, String)> = tx
         .link()
         .all(
             s.sql.complete_tasks,
             args![Arg::Rows(vec![List::Ints(ids), List::Texts(tokens)])],
         )
         .await?;
-    let ok: HashSet<i64> = accepted.iter().map(|(id, _)| *id).collect();
+    let ok: HashSet<i64> = accepted.iter().map(|(id, ..)| *id).collect();
     let done: Vec<&Completion> = batch
         .iter()
         .filter(|c| ok.contains(&c.lease.task_id))
@@ -142,14 +143,12 @@ pub(crate) async fn complete(
     for failed in done.iter().flat_map(|c| &c.failed) {
         split::fail_object(s, &mut tx, failed).await?;
     }
-    let job_of: HashMap<i64, String> = accepted.iter().cloned().collect();
-    let findings = findings_json(&done, &job_of);
-    if !findings.is_empty() {
-        tx.link()
-            .execute(s.sql.insert_findings, args![findings])
-            .await?;
-    }
-    let jobs = distinct(accepted.into_iter().map(|(_, j)| j).collect());
+    let task_of: HashMap<i64, (&str, &str)> = accepted
+        .iter()
+        .map(|(id, job, source)| (*id, (job.as_str(), source.as_str())))
+        .collect();
+    findings::write(s, &mut tx, &done, &task_of).await?;
+    let jobs = distinct(accepted.iter().map(|(_, j, _)| j.clone()).collect());
     s.bump(&mut tx, &jobs, false).await?;
     tx.commit().await?;
     Ok(batch
@@ -162,29 +161,6 @@ pub(crate) async fn complete(
             }
         })
         .collect())
-}
-
-/// Findings of accepted completions as one JSON array for a set-based insert, each
-/// element carrying its job id.
-fn findings_json(done: &[&Completion], job_of: &HashMap<i64, String>) -> String {
-    let rows: Vec<serde_json::Value> = done
-        .iter()
-        .flat_map(|c| {
-            let job = job_of.get(&c.lease.task_id).cloned();
-            c.findings.iter().map(move |f| {
-                serde_json::json!({
-                    "job_id": job, "object_id": f.object_id, "classifier": f.classifier,
-                    "location": f.location, "count": f.count, "masked_sample": f.masked_sample,
-                    "confidence": f.confidence,
-                })
-            })
-        })
-        .collect();
-    if rows.is_empty() {
-        String::new()
-    } else {
-        serde_json::Value::Array(rows).to_string()
-    }
 }
 
 /// Back to `PENDING` after the backoff when retryable with attempts left, else `FAILED`.

@@ -27,7 +27,7 @@ use meridian_config::RunMode;
 use meridian_config::{ConfigLayers, SystemConfig, distributed};
 use meridian_wire::task::FailureKind;
 use meridian_wire::task::{
-    Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, ReportOutcome,
+    Completion, DiscoveryBatch, FailOutcome, HeartbeatOutcome, Lease, ObjectResult, ReportOutcome,
 };
 use meridian_wire::worker::{CompletedTask, FailRequest, ProgressRequest};
 
@@ -243,6 +243,26 @@ async fn hand_back(client: &OrchestratorClient, packet: &meridian_wire::WorkPack
     }
 }
 
+/// A completion as the worker API takes it. One object's outcome goes in `object`, as
+/// workers sent it before batched tasks: an orchestrator of that release refuses the
+/// fields it does not know, so a worker upgraded first still completes the tasks such
+/// an orchestrator hands out (one object each).
+fn to_wire(c: Completion) -> CompletedTask {
+    let (objects, object) = match <[ObjectResult; 1]>::try_from(c.objects) {
+        Ok([one]) if c.failed.is_empty() => (Vec::new(), Some(one)),
+        Ok([one]) => (vec![one], None),
+        Err(objects) => (objects, None),
+    };
+    CompletedTask {
+        task_id: c.lease.task_id,
+        lease_token: c.lease.lease_token,
+        objects,
+        object,
+        findings: c.findings,
+        failed: c.failed,
+    }
+}
+
 /// Sends queued completions in batches until every sender is gone and the queue is empty.
 async fn flush_completions(
     client: Arc<OrchestratorClient>,
@@ -257,17 +277,7 @@ async fn flush_completions(
                 Err(_) => break,
             }
         }
-        let wire: Vec<CompletedTask> = batch
-            .into_iter()
-            .map(|c| CompletedTask {
-                task_id: c.lease.task_id,
-                lease_token: c.lease.lease_token,
-                objects: c.objects,
-                object: None,
-                findings: c.findings,
-                failed: c.failed,
-            })
-            .collect();
+        let wire: Vec<CompletedTask> = batch.into_iter().map(to_wire).collect();
         let mut attempt: u32 = 0;
         loop {
             match client.complete(wire.clone()).await {
@@ -400,5 +410,55 @@ impl Reporter for RemoteReporter {
                 FailureKind::Cancelled,
             )
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_wire::states::ObjectOutcome;
+    use meridian_wire::task::FailedObject;
+
+    fn completion(objects: &[i64], failed: &[i64]) -> Completion {
+        Completion {
+            lease: Lease {
+                task_id: 1,
+                lease_token: "t".into(),
+            },
+            objects: objects
+                .iter()
+                .map(|&object_id| ObjectResult {
+                    object_id,
+                    outcome: ObjectOutcome::Complete,
+                    reason: None,
+                })
+                .collect(),
+            findings: Vec::new(),
+            failed: failed
+                .iter()
+                .map(|&object_id| FailedObject {
+                    object_id,
+                    error: "unreadable".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_object_travels_as_the_release_before_sends_it_and_a_batch_as_a_list() {
+        let one = to_wire(completion(&[7], &[]));
+        assert_eq!(one.object.as_ref().map(|o| o.object_id), Some(7));
+        assert!(one.objects.is_empty());
+        let body = serde_json::to_value(&one).unwrap();
+        assert!(body.get("objects").is_none() && body.get("failed").is_none());
+
+        let batch = to_wire(completion(&[7, 8], &[9]));
+        assert!(batch.object.is_none());
+        assert_eq!(batch.object_results().len(), 2);
+        assert_eq!(batch.failed.len(), 1);
+
+        let with_failed = to_wire(completion(&[7], &[8]));
+        assert!(with_failed.object.is_none());
+        assert_eq!(with_failed.objects.len(), 1);
     }
 }

@@ -30,19 +30,18 @@ pub(crate) const OBJECTS_BY_OUTCOME: &str = "SELECT outcome, COUNT(*) FROM disco
 pub(crate) const OBJECTS_BY_REASON: &str = "SELECT reason, COUNT(*) FROM discovered_objects \
      WHERE job_id = $1 AND reason IS NOT NULL GROUP BY reason";
 
-pub(crate) const FINDINGS_BY_CLASSIFIER: &str = "SELECT classifier, CAST(SUM(count) AS BIGINT) FROM findings \
-     WHERE job_id = $1 GROUP BY classifier";
+/// (classifier, sum of counts) of a job, from its counters (a row per data source
+/// and classifier, kept by each completion).
+pub(crate) const FINDINGS_BY_CLASSIFIER: &str = "SELECT classifier, CAST(SUM(total) AS BIGINT) \
+     FROM finding_totals WHERE job_id = $1 GROUP BY classifier";
 
 /// (data source, classifier, sum of counts) of a job.
-pub(crate) const FINDINGS_BY_SOURCE: &str = "SELECT o.data_source_id, f.classifier, \
-     CAST(SUM(f.count) AS BIGINT) FROM findings f \
-     JOIN discovered_objects o ON o.id = f.object_id \
-     WHERE f.job_id = $1 GROUP BY o.data_source_id, f.classifier";
+pub(crate) const FINDINGS_BY_SOURCE: &str =
+    "SELECT data_source_id, classifier, total FROM finding_totals WHERE job_id = $1";
 
 /// (data source, objects with at least one finding) of a job.
-pub(crate) const OBJECTS_WITH_FINDINGS: &str = "SELECT o.data_source_id, COUNT(DISTINCT f.object_id) \
-     FROM findings f JOIN discovered_objects o ON o.id = f.object_id \
-     WHERE f.job_id = $1 GROUP BY o.data_source_id";
+pub(crate) const OBJECTS_WITH_FINDINGS: &str =
+    "SELECT data_source_id, objects FROM flagged_objects WHERE job_id = $1";
 
 pub(crate) const FINDINGS_PAGE: &str = "SELECT f.id, o.data_source_id, o.object_key, f.classifier, f.location, \
      f.count, f.masked_sample, f.confidence FROM findings f \

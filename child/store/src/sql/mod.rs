@@ -62,12 +62,27 @@ pub(crate) struct DialectSql {
     /// just inserted (new, not skipped), or `None` where `insert_objects` did.
     pub insert_object_tasks: Option<&'static str>,
     /// Completes the tasks whose lease tokens are current: task ids and tokens bound
-    /// as one `Arg::Rows`.
+    /// as one `Arg::Rows`; returns (task, job, data source) of each.
     pub complete_tasks: &'static str,
     /// Sets object outcomes: ids, outcomes and reasons bound as one `Arg::Rows`.
     pub set_outcomes: &'static str,
-    /// Inserts findings given as one JSON array `$1`.
+    /// Inserts findings, bound as one `Arg::Rows` (job, object, classifier, location,
+    /// count, sample, confidence). Where the dialect can do it in the same statement,
+    /// also adds them to the job's counters; otherwise it returns the rows it inserted
+    /// (job, object, classifier, count) for `count_findings`.
     pub insert_findings: &'static str,
+    /// Adds inserted findings to the job's counters, or `None` where
+    /// `insert_findings` did.
+    pub count_findings: Option<Counters>,
+}
+
+/// Upserts of a job's finding counters from rows bound as `Arg::Rows`.
+#[derive(Clone, Copy)]
+pub(crate) struct Counters {
+    /// (job, data source, classifier, count to add).
+    pub totals: &'static str,
+    /// (job, data source, objects with findings to add).
+    pub flagged: &'static str,
 }
 
 /// The statements the store's logic runs, rendered for one dialect.
@@ -89,6 +104,7 @@ pub(crate) struct Statements {
     pub complete_tasks: &'static str,
     pub set_outcomes: &'static str,
     pub insert_findings: &'static str,
+    pub count_findings: Option<Counters>,
     pub fail: &'static str,
     pub release: &'static str,
     pub reap: &'static str,
@@ -128,6 +144,7 @@ impl Statements {
             complete_tasks: r(d.complete_tasks),
             set_outcomes: r(d.set_outcomes),
             insert_findings: r(d.insert_findings),
+            count_findings: d.count_findings,
             fail: r(FAIL),
             release: r(RELEASE),
             reap: r(REAP),

@@ -116,7 +116,7 @@ pub(crate) const SQL: DialectSql = DialectSql {
         no_lease!(),
         " WHERE t.id = ANY($1) AND t.state = 'RUNNING' ",
         "AND t.lease_token = ($2::TEXT[])[array_position($1::BIGINT[], t.id)] ",
-        "RETURNING t.id, t.job_id"
+        "RETURNING t.id, t.job_id, t.data_source_id"
     ),
     // Looked up by primary key (`= ANY`), matched to their values by a hash join with
     // the arrays: a batch of batched tasks carries tens of thousands of objects, and
@@ -124,12 +124,29 @@ pub(crate) const SQL: DialectSql = DialectSql {
     set_outcomes: "UPDATE discovered_objects o SET outcome = u.outcome, reason = u.reason \
          FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[]) AS u(id, outcome, reason) \
          WHERE o.id = ANY($1) AND o.id = u.id",
-    insert_findings: "INSERT INTO findings \
-         (job_id, object_id, classifier, location, count, masked_sample, confidence) \
-         SELECT f.job_id, f.object_id, f.classifier, f.location, f.count, f.masked_sample, f.confidence \
-         FROM json_to_recordset($1::json) AS f(job_id TEXT, object_id BIGINT, classifier TEXT, \
-           location TEXT, count BIGINT, masked_sample TEXT, confidence DOUBLE PRECISION) \
-         ON CONFLICT DO NOTHING",
+    // The findings from arrays by column (`Arg::Rows`: job, object, classifier,
+    // location, count, sample, confidence), and the job's counters from the rows the
+    // insert returns (a finding already recorded adds nothing), in one statement.
+    // Counter rows are locked in key order, so concurrent completions cannot deadlock.
+    insert_findings: concat!(
+        "WITH ins AS (INSERT INTO findings ",
+        "(job_id, object_id, classifier, location, count, masked_sample, confidence) ",
+        "SELECT * FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::BIGINT[], ",
+        "$6::TEXT[], $7::DOUBLE PRECISION[]) ",
+        "ON CONFLICT DO NOTHING RETURNING job_id, object_id, classifier, count), ",
+        "src AS (SELECT ins.job_id, o.data_source_id, ins.object_id, ins.classifier, ins.count ",
+        "FROM ins JOIN discovered_objects o ON o.id = ins.object_id), ",
+        "t AS (INSERT INTO finding_totals (job_id, data_source_id, classifier, total) ",
+        "SELECT job_id, data_source_id, classifier, SUM(count) FROM src ",
+        "GROUP BY job_id, data_source_id, classifier ORDER BY 1, 2, 3 ",
+        "ON CONFLICT (job_id, data_source_id, classifier) ",
+        "DO UPDATE SET total = finding_totals.total + excluded.total) ",
+        "INSERT INTO flagged_objects (job_id, data_source_id, objects) ",
+        "SELECT job_id, data_source_id, COUNT(DISTINCT object_id) FROM src ",
+        "GROUP BY job_id, data_source_id ORDER BY 1, 2 ",
+        "ON CONFLICT (job_id, data_source_id) DO UPDATE SET objects = flagged_objects.objects + excluded.objects"
+    ),
+    count_findings: None,
 };
 
 /// Creates a job, with the next status version, and its `DISCOVERY` tasks in one

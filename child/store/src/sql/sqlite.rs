@@ -64,18 +64,26 @@ pub(crate) const SQL: DialectSql = DialectSql {
         no_lease!(),
         " FROM (SELECT value ->> 0 AS task_id, value ->> 1 AS token FROM json_each($1)) AS c ",
         "WHERE tasks.id = c.task_id AND tasks.lease_token = c.token AND +tasks.state = 'RUNNING' ",
-        "RETURNING tasks.id, tasks.job_id"
+        "RETURNING tasks.id, tasks.job_id, tasks.data_source_id"
     ),
     // `$1`: rows of (object id, outcome, reason), bound as `Arg::Rows`.
     set_outcomes: "UPDATE discovered_objects SET outcome = c.outcome, reason = c.reason \
          FROM (SELECT value ->> 0 AS object_id, value ->> 1 AS outcome, value ->> 2 AS reason \
            FROM json_each($1)) AS c \
          WHERE discovered_objects.id = c.object_id",
+    // `$1`: rows of (job, object, classifier, location, count, sample, confidence),
+    // bound as `Arg::Rows`; the rows inserted come back for the counters.
     insert_findings: "INSERT INTO findings \
          (job_id, object_id, classifier, location, count, masked_sample, confidence) \
-         SELECT json_extract(value, '$.job_id'), json_extract(value, '$.object_id'), \
-           json_extract(value, '$.classifier'), json_extract(value, '$.location'), \
-           json_extract(value, '$.count'), json_extract(value, '$.masked_sample'), \
-           json_extract(value, '$.confidence') \
-         FROM json_each($1) WHERE true ON CONFLICT DO NOTHING",
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 \
+         FROM json_each($1) WHERE true ON CONFLICT DO NOTHING \
+         RETURNING job_id, object_id, classifier, count",
+    count_findings: Some(super::Counters {
+        totals: "INSERT INTO finding_totals (job_id, data_source_id, classifier, total) \
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($1) WHERE true \
+             ON CONFLICT (job_id, data_source_id, classifier) DO UPDATE SET total = total + excluded.total",
+        flagged: "INSERT INTO flagged_objects (job_id, data_source_id, objects) \
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+             ON CONFLICT (job_id, data_source_id) DO UPDATE SET objects = objects + excluded.objects",
+    }),
 };
