@@ -55,6 +55,7 @@ on_both_stores!(
     a_batch_completes_with_an_outcome_per_object,
     a_batch_that_keeps_failing_is_split_until_the_poison_object_is_alone,
     a_batch_whose_workers_keep_dying_is_split_by_the_reaper,
+    a_batch_stopped_by_its_cancelling_job_is_not_split,
     an_object_that_can_never_be_scanned_fails_alone_and_counts_as_one,
 );
 
@@ -282,6 +283,7 @@ async fn a_batch_that_keeps_failing_is_split_until_the_poison_object_is_alone(db
     let failure = Failure {
         error: "scanner crashed on o2".into(),
         retryable: true,
+        split: true,
         max_retries: 3,
         backoff_ms: 0,
     };
@@ -383,5 +385,27 @@ async fn an_object_that_can_never_be_scanned_fails_alone_and_counts_as_one(db: D
             .map(|f| f.state.to_string())
             .collect();
         assert_eq!(state, [expected], "threshold {threshold}");
+    }
+}
+
+async fn a_batch_stopped_by_its_cancelling_job_is_not_split(db: Db) {
+    let s = &*db.store;
+    let lease = discovering(s, "k").await;
+    let objects: Vec<NewObject> = (0..4).map(|i| object(&format!("c{i}"), 10)).collect();
+    assert_eq!(record(s, &lease, 1, objects).await, 1);
+    // How the engine reports a task stopped because its job is being cancelled:
+    // retryable, no limit, no backoff, and nothing the objects did.
+    let stopped = Failure {
+        error: "job cancelled".into(),
+        retryable: true,
+        split: false,
+        max_retries: u32::MAX,
+        backoff_ms: 0,
+    };
+    for _ in 0..3 {
+        let tasks = claim_all(s, "k", 60_000).await;
+        assert_eq!(tasks.len(), 1, "still one task");
+        assert_eq!(covered(&tasks[0]).len(), 4, "with its four objects");
+        s.fail(&lease_of(&tasks[0]), &stopped).await.unwrap();
     }
 }

@@ -312,6 +312,7 @@ async fn stale_lease_reports_write_nothing(db: Db) {
     let fail = Failure {
         error: "x".into(),
         retryable: false,
+        split: false,
         max_retries: 3,
         backoff_ms: 0,
     };
@@ -426,6 +427,7 @@ async fn retryable_failures_back_off_until_attempts_run_out(db: Db) {
     let later = Failure {
         error: "disk busy".into(),
         retryable: true,
+        split: true,
         max_retries: 3,
         backoff_ms: 60_000,
     };
@@ -449,6 +451,7 @@ async fn retryable_failures_back_off_until_attempts_run_out(db: Db) {
     let now = Failure {
         error: "disk busy".into(),
         retryable: true,
+        split: true,
         max_retries: 3,
         backoff_ms: 0,
     };
@@ -469,6 +472,7 @@ async fn retryable_failures_back_off_until_attempts_run_out(db: Db) {
     let permanent = Failure {
         error: "corrupt".into(),
         retryable: false,
+        split: false,
         max_retries: 3,
         backoff_ms: 0,
     };
@@ -678,6 +682,7 @@ async fn finished_jobs_apply_the_failure_threshold(db: Db) {
         let permanent = Failure {
             error: "corrupt".into(),
             retryable: false,
+            split: false,
             max_retries: 3,
             backoff_ms: 0,
         };

@@ -325,6 +325,7 @@ pub async fn failed(
     let failure = Failure {
         error: error.chars().take(2000).collect(),
         retryable: kind != FailureKind::Permanent,
+        split: kind == FailureKind::Retryable,
         max_retries: if kind == FailureKind::Cancelled {
             u32::MAX
         } else {

@@ -188,7 +188,7 @@ pub(crate) async fn fail(
         return Ok(FailOutcome::LeaseLost);
     };
     let split = match split::to_split(&phase, attempts, &payload) {
-        Some(objects) if failure.retryable => {
+        Some(objects) if failure.retryable && failure.split => {
             split::split(s, &mut tx, lease.task_id, &objects).await?;
             true
         }

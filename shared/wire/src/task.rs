@@ -150,6 +150,9 @@ pub struct NewFinding {
 pub struct Failure {
     pub error: String,
     pub retryable: bool,
+    /// The task's objects may be at fault: a batch that failed this way on its retry
+    /// is split (not when the task was only stopped, by a cancellation say).
+    pub split: bool,
     pub max_retries: u32,
     pub backoff_ms: i64,
 }
