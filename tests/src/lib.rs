@@ -35,9 +35,29 @@ pub fn init() {
 }
 
 /// Generates `sqlite::name` and `postgres::name` tests calling `name(Backend)` for
-/// every listed async test body, so that each behaviour runs on both stores.
+/// every listed async test body, so that each behaviour runs on both stores. With
+/// `open: f;` first, they call `name(f(Backend).await)`: the test file's own `f` opens
+/// what its bodies take.
 #[macro_export]
 macro_rules! on_both {
+    (open: $open:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::$open($crate::Backend::Sqlite).await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::$open($crate::Backend::Postgres).await).await
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

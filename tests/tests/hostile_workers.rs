@@ -620,6 +620,22 @@ struct Recorder {
     failures: Mutex<Vec<(String, FailureKind)>>,
 }
 
+impl Recorder {
+    /// A worker whose configuration names one filesystem data source, `id` at `root`.
+    fn over(id: &str, root: &Path) -> Arc<Recorder> {
+        let cfg = ConfigLayers::new()
+            .with_yaml(&source_yaml(id, root))
+            .preliminary(RunMode::Single)
+            .expect("worker configuration");
+        Arc::new(Recorder {
+            cfg: Arc::new(cfg),
+            completions: Mutex::default(),
+            discovered: Mutex::default(),
+            failures: Mutex::default(),
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl Reporter for Recorder {
     fn cfg(&self) -> Arc<SystemConfig> {
@@ -688,16 +704,7 @@ async fn a_worker_scans_its_own_configured_root_and_refuses_unknown_data_sources
     let elsewhere = tempfile::tempdir().unwrap();
     std::fs::write(elsewhere.path().join("a.txt"), "jane.doe@example.com\n").unwrap();
     std::fs::write(elsewhere.path().join("secret.txt"), "x\n").unwrap();
-    let cfg = ConfigLayers::new()
-        .with_yaml(&source_yaml("share", own.path()))
-        .preliminary(RunMode::Single)
-        .expect("worker configuration");
-    let worker = Arc::new(Recorder {
-        cfg: Arc::new(cfg),
-        completions: Mutex::default(),
-        discovered: Mutex::default(),
-        failures: Mutex::default(),
-    });
+    let worker = Recorder::over("share", own.path());
     let named = json!({ "id": "share", "kind": "filesystem", "root": elsewhere.path() });
     let object = json!({ "object_id": 7, "key": "a.txt", "size_bytes": 21 });
     run(
@@ -745,16 +752,7 @@ async fn a_worker_scans_every_object_of_a_batched_packet() {
     let own = tempfile::tempdir().unwrap();
     std::fs::write(own.path().join("a.txt"), "jane.doe@example.com\n").unwrap();
     std::fs::write(own.path().join("b.txt"), "nothing here\n").unwrap();
-    let cfg = ConfigLayers::new()
-        .with_yaml(&source_yaml("share", own.path()))
-        .preliminary(RunMode::Single)
-        .expect("worker configuration");
-    let worker = Arc::new(Recorder {
-        cfg: Arc::new(cfg),
-        completions: Mutex::default(),
-        discovered: Mutex::default(),
-        failures: Mutex::default(),
-    });
+    let worker = Recorder::over("share", own.path());
     let source = json!({ "id": "share", "kind": "filesystem" });
     let objects = json!({ "objects": [
         { "object_id": 7, "key": "a.txt", "size_bytes": 21 },

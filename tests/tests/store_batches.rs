@@ -29,28 +29,8 @@ async fn open(backend: Backend) -> Db {
     Db { store, _dir: dir }
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::open(meridian_tests::Backend::Sqlite).await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::open(meridian_tests::Backend::Postgres).await).await
-                }
-            )*
-        }
-    };
-}
-
-on_both_stores!(
+meridian_tests::on_both!(
+    open: open;
     objects_are_grouped_into_tasks_by_count_and_bytes_exactly_once,
     a_batch_completes_with_an_outcome_per_object,
     a_batch_that_keeps_failing_is_split_until_the_poison_object_is_alone,

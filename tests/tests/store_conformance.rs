@@ -33,29 +33,8 @@ async fn open(backend: Backend) -> Db {
     }
 }
 
-/// Generates `sqlite::name` and `postgres::name` for every listed test body.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::open(meridian_tests::Backend::Sqlite).await).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::open(meridian_tests::Backend::Postgres).await).await
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+meridian_tests::on_both!(
+    open: open;
     create_job_is_idempotent_on_id,
     claim_leases_each_task_once,
     concurrent_claims_never_share_a_task,
