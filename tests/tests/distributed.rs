@@ -476,6 +476,16 @@ async fn acknowledged_jobs_and_handed_out_versions_survive_a_postgres_crash() {
         "",
     )
     .await;
+    // The leases must outlive both crashes: with the mesh's 3 s leases, a reaper back
+    // from its restart backoff before the test reports would take them back, which is
+    // not what this test is about.
+    let config = std::fs::read_to_string(&mesh.config).unwrap();
+    assert!(config.contains("task_timeout_seconds: 3\n"), "{config}");
+    std::fs::write(
+        &mesh.config,
+        config.replace("task_timeout_seconds: 3\n", "task_timeout_seconds: 120\n"),
+    )
+    .unwrap();
     let a = mesh.orchestrator("orch-a").await;
     mesh.db.close().await;
     let w = FakeWorker::new(&a.base, "fake-1");
