@@ -10,6 +10,7 @@ pub mod mesh;
 pub mod pg;
 pub mod process;
 pub mod site;
+pub mod store;
 pub mod values;
 
 /// The two storage backends every storage behaviour is tested on.

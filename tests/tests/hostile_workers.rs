@@ -634,6 +634,15 @@ impl Recorder {
             failures: Mutex::default(),
         })
     }
+
+    /// The completion reported last (the test expects one).
+    fn last_completion(&self) -> Completion {
+        self.completions
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a completion")
+    }
 }
 
 #[async_trait::async_trait]
@@ -712,12 +721,7 @@ async fn a_worker_scans_its_own_configured_root_and_refuses_unknown_data_sources
         packet(Phase::Process, named.clone(), object.clone()),
     )
     .await;
-    let done = worker
-        .completions
-        .lock()
-        .unwrap()
-        .pop()
-        .expect("a completion");
+    let done = worker.last_completion();
     assert!(
         done.findings.is_empty(),
         "the worker read the packet's root: {:?}",
@@ -761,12 +765,7 @@ async fn a_worker_scans_every_object_of_a_batched_packet() {
     ] });
     run(&worker, packet(Phase::Process, source, objects)).await;
     assert!(worker.failures.lock().unwrap().is_empty());
-    let done = worker
-        .completions
-        .lock()
-        .unwrap()
-        .pop()
-        .expect("a completion");
+    let done = worker.last_completion();
     let outcomes: Vec<(i64, ObjectOutcome)> = done
         .objects
         .iter()

@@ -4,30 +4,14 @@
 //! object at fault is alone, and its neighbours complete.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
 
 use meridian_store::{
     ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailedObject, Failure, Lease,
-    LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
+    NewFinding, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
 };
-use meridian_tests::Backend;
+use meridian_tests::store::{TestStore as Db, lease_of, lease_spec, new_job, open};
 use meridian_wire::states::ObjectOutcome;
 use serde_json::Value;
-
-struct Db {
-    store: Arc<dyn Store>,
-    _dir: tempfile::TempDir,
-}
-
-async fn open(backend: Backend) -> Db {
-    meridian_tests::init();
-    let dir = tempfile::tempdir().unwrap();
-    let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_store::open(&url, 8)
-        .await
-        .expect("store opens and migrates");
-    Db { store, _dir: dir }
-}
 
 meridian_tests::on_both!(
     open: open;
@@ -43,21 +27,6 @@ const BOUNDS: TaskBounds = TaskBounds {
     objects: 4,
     bytes: 1000,
 };
-
-fn spec(lease_ms: i64) -> LeaseSpec {
-    LeaseSpec {
-        worker_id: "w".into(),
-        node: "node-a".into(),
-        lease_ms,
-    }
-}
-
-fn lease_of(t: &ClaimedTask) -> Lease {
-    Lease {
-        task_id: t.id,
-        lease_token: t.lease_token.clone(),
-    }
-}
 
 fn object(key: &str, size_bytes: i64) -> NewObject {
     NewObject {
@@ -86,20 +55,11 @@ fn covered(t: &ClaimedTask) -> Vec<(i64, String)> {
 
 /// Creates job `id` and leases its discovery task.
 async fn discovering(s: &dyn Store, id: &str) -> Lease {
-    let job = NewJob {
-        id: id.into(),
-        name: "batches".into(),
-        definition_hash: "h".into(),
-        data_sources: vec!["ds1".into()],
-        options: "{}".into(),
-        priority: 1,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-    };
-    let CreateOutcome::Created(_) = s.create_job(&job).await.unwrap() else {
+    let CreateOutcome::Created(_) = s.create_job(&new_job(id, "h")).await.unwrap() else {
         panic!("created")
     };
     let ids = s.pending_task_ids(id, 0, 10).await.unwrap();
-    lease_of(&s.claim(&ids, &spec(60_000)).await.unwrap()[0])
+    lease_of(&s.claim(&ids, &lease_spec("w", 60_000)).await.unwrap()[0])
 }
 
 async fn record(s: &dyn Store, lease: &Lease, attempt: i64, objects: Vec<NewObject>) -> u64 {
@@ -115,7 +75,7 @@ async fn record(s: &dyn Store, lease: &Lease, attempt: i64, objects: Vec<NewObje
 
 async fn claim_all(s: &dyn Store, job: &str, lease_ms: i64) -> Vec<ClaimedTask> {
     let ids = s.pending_task_ids(job, 0, 1000).await.unwrap();
-    let mut tasks = s.claim(&ids, &spec(lease_ms)).await.unwrap();
+    let mut tasks = s.claim(&ids, &lease_spec("w", lease_ms)).await.unwrap();
     tasks.sort_by_key(|t| t.id);
     tasks
 }

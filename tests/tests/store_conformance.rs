@@ -2,36 +2,16 @@
 //! PostgreSQL by the same test bodies.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use meridian_store::{
-    ClaimedTask, Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome,
-    Lease, LeaseSpec, NewFinding, NewJob, NewObject, ObjectResult, ReportOutcome, Store,
-    TaskBounds,
+    Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, LeaseSpec,
+    NewFinding, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
 };
-use meridian_tests::Backend;
+use meridian_tests::store::{
+    TestStore as Db, in_memory_sqlite, lease_of, lease_spec, new_job, open,
+};
 use meridian_wire::states::ObjectOutcome;
-
-struct Db {
-    store: Arc<dyn Store>,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn open(backend: Backend) -> Db {
-    meridian_tests::init();
-    let dir = tempfile::tempdir().unwrap();
-    let url = meridian_tests::database_url(backend, dir.path()).await;
-    let store = meridian_store::open(&url, 8)
-        .await
-        .expect("store opens and migrates");
-    Db {
-        store,
-        url,
-        _dir: dir,
-    }
-}
 
 meridian_tests::on_both!(
     open: open;
@@ -57,48 +37,13 @@ meridian_tests::on_both!(
 /// The embedded store also runs on `sqlite::memory:` (what unit-level uses take).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_memory_sqlite_store_passes_the_core_cases() {
-    meridian_tests::init();
     for body in [0, 1, 2] {
-        let store = meridian_store::open("sqlite::memory:", 4)
-            .await
-            .expect("in-memory store");
-        let db = Db {
-            store,
-            url: "sqlite::memory:".into(),
-            _dir: tempfile::tempdir().unwrap(),
-        };
+        let db = in_memory_sqlite().await;
         match body {
             0 => create_job_is_idempotent_on_id(db).await,
             1 => stale_lease_reports_write_nothing(db).await,
             _ => discovery_creates_each_task_exactly_once(db).await,
         }
-    }
-}
-
-fn new_job(id: &str, hash: &str) -> NewJob {
-    NewJob {
-        id: id.into(),
-        name: "job".into(),
-        definition_hash: hash.into(),
-        data_sources: vec!["ds1".into()],
-        options: "{}".into(),
-        priority: 1,
-        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
-    }
-}
-
-fn lease_spec(worker: &str, lease_ms: i64) -> LeaseSpec {
-    LeaseSpec {
-        worker_id: worker.into(),
-        node: "node-a".into(),
-        lease_ms,
-    }
-}
-
-fn lease_of(t: &ClaimedTask) -> Lease {
-    Lease {
-        task_id: t.id,
-        lease_token: t.lease_token.clone(),
     }
 }
 
