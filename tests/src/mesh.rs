@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use meridian_master::auth::{Role, mint};
 use meridian_master::certs::{self, DevCerts};
 use meridian_master::config::AuthConfig;
+use meridian_service::tls::TlsFiles;
 use serde_json::Value;
 
 use crate::process::{binary, free_port, master_binary};
@@ -199,9 +200,22 @@ impl Mesh {
         let config = s.config.display().to_string();
         let mut args = vec!["--config", &config, "--listen", &listen];
         args.extend(s.args.iter().map(String::as_str));
-        s.proc = Some(Proc::spawn(&binary(), &args, &s.env, &log));
         let url = format!("{}/ready", s.url());
-        wait_ready(&self.mtls, &url, &log).await;
+        let proc = s.proc.insert(Proc::spawn(&binary(), &args, &s.env, &log));
+        // Ready means this site answered: the master's own check of the site's
+        // identity, so another server on the port cannot pass for it.
+        let files = TlsFiles {
+            ca_file: self.certs.ca(),
+            cert_file: self.certs.cert("master"),
+            key_file: self.certs.key("master"),
+        };
+        let tls = meridian_service::tls::client_config(&files, site).expect("site client tls");
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
+        wait_ready(&client, &url, proc).await;
     }
 
     /// SIGKILL `site`.
@@ -265,14 +279,14 @@ impl Mesh {
     pub async fn start_master(&mut self) {
         let log = self.dir.path().join("master.log");
         let config = self.master_config.display().to_string();
-        self.master = Some(Proc::spawn(
+        let url = format!("{}/ready", self.master_url());
+        let proc = self.master.insert(Proc::spawn(
             &master_binary(),
             &["serve", "--config", &config],
             &self.master_env,
             &log,
         ));
-        let url = format!("{}/ready", self.master_url());
-        wait_ready(&self.http, &url, &log).await;
+        wait_ready(&self.http, &url, proc).await;
     }
 
     pub fn kill_master(&mut self) {
@@ -318,10 +332,11 @@ impl Mesh {
             if code == 200 && body.as_array().is_some_and(|a| a.len() == n) {
                 return;
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "catalog never reached {n} sources: {body}"
-            );
+            if start.elapsed() > Duration::from_secs(30) {
+                // Each site's last error says why its catalog is missing.
+                let (_, sites) = self.get("/api/v1/sites").await;
+                panic!("catalog never reached {n} sources: {body}\nsites: {sites:#}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -389,9 +404,16 @@ impl Mesh {
     }
 }
 
-async fn wait_ready(client: &reqwest::Client, url: &str, log: &Path) {
+/// Waits until `url` answers 2xx; fails at once, with its log, if `proc` exits.
+async fn wait_ready(client: &reqwest::Client, url: &str, proc: &mut Proc) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!(
+                "{url}: the process exited ({status}); log:\n{}",
+                proc.log_text()
+            );
+        }
         if let Ok(r) = client.get(url).send().await
             && r.status().is_success()
         {
@@ -399,6 +421,5 @@ async fn wait_ready(client: &reqwest::Client, url: &str, log: &Path) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let log = std::fs::read_to_string(log).unwrap_or_default();
-    panic!("{url} not ready after 60 s; log:\n{log}");
+    panic!("{url} not ready after 60 s; log:\n{}", proc.log_text());
 }

@@ -1,8 +1,9 @@
 //! The real `meridian-child` binary as a child process, for crash and signal tests.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 static CHILD: OnceLock<PathBuf> = OnceLock::new();
@@ -280,9 +281,21 @@ pub fn free_port() -> u16 {
 
 /// A free TCP port on `ip`, e.g. `127.0.0.2` (all of 127.0.0.0/8 is loopback on
 /// Linux, so a second address needs no setup).
+///
+/// A port is handed out once per test process: the kernel may give the same free
+/// port to two `bind(0)` calls in a row, and two servers of one mesh told to listen
+/// on the same port would leave the second one's readiness check answered by the
+/// first.
 pub fn free_port_on(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: Mutex<BTreeSet<(String, u16)>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if given.insert((ip.to_owned(), port)) {
+            return port;
+        }
+    }
 }
