@@ -443,7 +443,7 @@ async fn the_master_filters_lists_cancels_in_bulk_and_says_who_is_calling() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("matches 2 unfinished job(s) now, not the 1 confirmed"),
+            .contains("selects 2 job(s) to cancel now, not the 1 confirmed"),
         "{body}"
     );
     let again = json!({"filter": {"name": "nightly*"}, "dry_run": true});

@@ -1,12 +1,14 @@
 //! `meridianctl` against a real local federation (a `meridian-master` and two
 //! `meridian-child` sites over mutual TLS): create, list, show, watch (piped and in
 //! a pseudo-terminal), findings as CSV and JSON lines, cancel by filter with
-//! `--dry-run` and `--yes`, the exit codes of COMPLETED, FAILED and CANCELLED jobs,
+//! `--dry-run`, a confirmation on a terminal that no longer holds, and `--yes`, the exit codes of COMPLETED, FAILED and CANCELLED jobs,
 //! refused tokens, an unreachable master and the config file's place in the layers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_master::auth::Role;
@@ -99,9 +101,84 @@ impl Ctl {
     /// Runs `meridianctl args` inside a pseudo-terminal (util-linux `script`); what
     /// the terminal received.
     async fn run_in_terminal(&self, args: &str) -> Run {
+        run(self.terminal_command(args)).await
+    }
+
+    fn terminal_command(&self, args: &str) -> Command {
         let line = format!("stty cols 120 rows 40; exec {} {args}", self.bin.display());
-        let cmd = self.command(Path::new("script"), &["-qec", &line, "/dev/null"]);
-        run(cmd).await
+        self.command(Path::new("script"), &["-qec", &line, "/dev/null"])
+    }
+
+    /// Starts `meridianctl args` in a pseudo-terminal whose keyboard is the test.
+    fn start_in_terminal(&self, args: &str) -> Terminal {
+        let mut cmd = self.terminal_command(args);
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("script");
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().expect("stdout");
+        let sink = Arc::clone(&screen);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal {
+            child,
+            screen,
+            reader,
+        }
+    }
+}
+
+/// A command running in a pseudo-terminal: what it printed so far, and its keyboard.
+struct Terminal {
+    child: std::process::Child,
+    screen: Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Terminal {
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until the terminal shows `needle`.
+    async fn wait_for(&self, needle: &str) {
+        let start = std::time::Instant::now();
+        while !self.screen().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the terminal never showed {needle:?}: {:?}",
+                self.screen()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let keys = self.child.stdin.as_mut().expect("stdin");
+        keys.write_all(format!("{line}\n").as_bytes()).unwrap();
+        keys.flush().unwrap();
+    }
+
+    /// Waits for the command to end: its exit code and everything it showed.
+    async fn finish(mut self) -> Run {
+        tokio::task::spawn_blocking(move || {
+            let status = self.child.wait().expect("wait");
+            self.reader.join().expect("reader");
+            let stdout = String::from_utf8_lossy(&self.screen.lock().unwrap()).into_owned();
+            Run {
+                code: status.code().unwrap_or(-1),
+                stdout,
+                stderr: String::new(),
+            }
+        })
+        .await
+        .expect("join")
     }
 }
 
@@ -135,6 +212,45 @@ async fn run(mut cmd: Command) -> Run {
     })
     .await
     .expect("join")
+}
+
+/// Creates `nightly-n` over tokyo's slow source and waits until it runs; its id.
+async fn start_nightly(op: &Ctl, mesh: &Mesh, n: u32) -> String {
+    let name = format!("nightly-{n}");
+    let r = op
+        .run(&[
+            "-o",
+            "json",
+            "jobs",
+            "create",
+            "--name",
+            &name,
+            "-d",
+            "ds_tokyo_slow",
+        ])
+        .await;
+    let id = r.json()["job_id"].as_str().unwrap().to_owned();
+    mesh.wait_view(&id, Duration::from_secs(60), |v| v["state"] == "RUNNING")
+        .await;
+    id
+}
+
+/// Waits until a dry-run cancel of `filter` counts `n` jobs: the list's state is
+/// the master's stored one, which a poll round may update a moment after the view
+/// shows it.
+async fn wait_cancellable(op: &Ctl, filter: &[&str], n: i64) {
+    let started = std::time::Instant::now();
+    loop {
+        let r = op
+            .run(&[&["-o", "json", "jobs", "cancel", "--dry-run"][..], filter].concat())
+            .await;
+        assert_eq!(r.code, 0, "{r:#?}");
+        if r.json()["matched"] == n {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{r:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// london: a seeded corpus and a source whose every object fails; tokyo: a seeded
@@ -393,43 +509,14 @@ async fn meridianctl_drives_a_federation() {
     assert_eq!(r.code, 7, "{r:#?}");
     assert_eq!(op.run(&["jobs", "show", &broken]).await.code, 7);
 
-    // Cancel by filter: count with --dry-run, refuse without a terminal, then --yes.
+    // Cancel by filter: count with --dry-run, refuse without a terminal, refuse a
+    // confirmed count that no longer holds, then --yes.
+    let filter = ["--state", "RUNNING", "--name", "nightly*"];
     let mut nightly = Vec::new();
     for n in 1..=2 {
-        let name = format!("nightly-{n}");
-        let r = op
-            .run(&[
-                "-o",
-                "json",
-                "jobs",
-                "create",
-                "--name",
-                &name,
-                "-d",
-                "ds_tokyo_slow",
-            ])
-            .await;
-        nightly.push(r.json()["job_id"].as_str().unwrap().to_owned());
+        nightly.push(start_nightly(&op, &mesh, n).await);
     }
-    for id in &nightly {
-        mesh.wait_view(id, Duration::from_secs(60), |v| v["state"] == "RUNNING")
-            .await;
-    }
-    let filter = ["--state", "RUNNING", "--name", "nightly*"];
-    // The list's state is the master's stored one, which a poll round may update
-    // a moment after the view shows it.
-    let started = std::time::Instant::now();
-    loop {
-        let r = op
-            .run(&[&["-o", "json", "jobs", "cancel", "--dry-run"][..], &filter].concat())
-            .await;
-        assert_eq!(r.code, 0, "{r:#?}");
-        if r.json()["matched"] == 2 {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{r:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_cancellable(&op, &filter, 2).await;
     let r = op
         .run(&[&["jobs", "cancel", "--dry-run"][..], &filter].concat())
         .await;
@@ -441,6 +528,23 @@ async fn meridianctl_drives_a_federation() {
     assert_eq!(r.code, 2, "no prompt without a terminal: {r:#?}");
     assert!(r.stderr.contains("--yes"), "{r:#?}");
     assert_eq!(mesh.view(&nightly[0]).await["cancel_requested"], false);
+    // Confirmed on a terminal for 2 jobs, but a third starts before the answer:
+    // nothing is cancelled, and the command says so.
+    let mut term = op.start_in_terminal("jobs cancel --state RUNNING --name 'nightly*'");
+    term.wait_for("Cancel 2 job(s)? [y/N]").await;
+    nightly.push(start_nightly(&op, &mesh, 3).await);
+    wait_cancellable(&op, &filter, 3).await;
+    term.type_line("y");
+    let r = term.finish().await;
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(
+        r.stdout
+            .contains("selects 3 job(s) to cancel now, not the 2 confirmed"),
+        "{r:#?}"
+    );
+    for id in &nightly {
+        assert_eq!(mesh.view(id).await["cancel_requested"], false, "{id}");
+    }
     let r = op
         .run(&[&["-o", "json", "jobs", "cancel", "--yes"][..], &filter].concat())
         .await;

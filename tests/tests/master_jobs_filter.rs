@@ -103,7 +103,7 @@ async fn filters_sorts_and_pages_match_a_model(backend: Backend) {
     );
     let by_name = all_pages(&s, &JobFilter::default(), JobSort::NameAsc, 6).await;
     assert_eq!(by_name.len(), 40);
-    // Site, state, time range and exclusion of final jobs combine.
+    // Site, state, time range and what a bulk cancel may select combine.
     let london = JobFilter {
         site: Some("london".into()),
         ..Default::default()
@@ -115,7 +115,7 @@ async fn filters_sorts_and_pages_match_a_model(backend: Backend) {
     };
     assert_eq!(s.count_jobs(&done).await.unwrap(), 10);
     let open = JobFilter {
-        exclude_final: true,
+        cancellable: true,
         created_after: Some(1_000 + 5),
         created_before: Some(1_000 + 15),
         ..Default::default()
@@ -127,6 +127,19 @@ async fn filters_sorts_and_pages_match_a_model(backend: Backend) {
         .map(|i| format!("{i:08}"))
         .collect();
     assert_eq!(ids, want);
+    // A job being cancelled is not selected again, so the next call of a bulk cancel
+    // reaches the jobs after it; the plain list still shows it.
+    for id in &want[..3] {
+        assert!(s.request_cancel(id, 6_000).await.unwrap());
+    }
+    let ids = all_pages(&s, &open, JobSort::CreatedAsc, 4).await;
+    assert_eq!(ids, want[3..]);
+    assert_eq!(s.count_jobs(&open).await.unwrap(), want.len() as i64 - 3);
+    let listed = JobFilter {
+        cancellable: false,
+        ..open.clone()
+    };
+    assert_eq!(s.count_jobs(&listed).await.unwrap(), 20);
     assert!(FINAL_STATES.contains(&"COMPLETED"));
 }
 

@@ -65,7 +65,7 @@ export function bulkBar({ filter, selected, refresh }) {
   byFilter.addEventListener('click', async () => {
     try {
       const dry = await api('/api/v1/jobs/cancel', { method: 'POST', body: { filter: apiFilter(filter), dry_run: true } });
-      if (!dry.matched) { replace(result, h('p', { class: 'notice', role: 'status' }, 'No unfinished job matches this filter.')); return; }
+      if (!dry.matched) { replace(result, h('p', { class: 'notice', role: 'status' }, 'No job left to cancel matches this filter.')); return; }
       // The server cancels only if the filter still matches the count confirmed.
       await run({ filter: apiFilter(filter), expected: dry.matched }, dry.matched);
     } catch (e) { replace(result, errorBox(e)); }

@@ -211,11 +211,16 @@ pub struct CancelItem {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CancelOutcome {
     pub dry_run: bool,
-    /// Jobs selected: the ids given, or the unfinished jobs matching the filter.
+    /// Jobs selected: the ids given, or the jobs matching the filter that are neither
+    /// final nor already being cancelled.
     pub matched: i64,
     pub results: Vec<CancelItem>,
     /// Matching jobs left uncancelled (the master cancels at most 1000 per call).
     pub remaining: i64,
+    /// Why a cancel of more than one call stopped after cancelling some jobs; those
+    /// stay in `results`.
+    #[serde(skip)]
+    pub interrupted: Option<String>,
 }
 
 /// The most ids, or filtered jobs, the master takes in one bulk cancel.
@@ -224,10 +229,15 @@ const MAX_PER_CALL: usize = 1000;
 /// Cancels what `target` selects with `POST /api/v1/jobs/cancel`. Ids go 1000 to a
 /// call; a filter is repeated while the master says jobs remain and the last call
 /// cancelled some (each call makes its jobs unfinished no more).
+///
+/// `confirmed` is the number of filtered jobs the user agreed to cancel: each call
+/// then carries it (then what remained) as `expected`, so the master cancels
+/// nothing when the filter has come to match another number of jobs (409).
 pub async fn cancel_jobs(
     m: &Master,
     target: &CancelTarget,
     dry_run: bool,
+    confirmed: Option<i64>,
 ) -> Result<CancelOutcome, CliError> {
     let mut total = CancelOutcome {
         dry_run,
@@ -242,13 +252,25 @@ pub async fn cancel_jobs(
             }
         }
         CancelTarget::Filter(f) => {
-            let body = json!({"filter": f.body(), "dry_run": dry_run});
+            let mut body = json!({"filter": f.body(), "dry_run": dry_run});
+            if let Some(n) = confirmed {
+                body["expected"] = json!(n);
+            }
             let first = cancel_call(m, body.clone()).await?;
             total.matched = first.matched;
             total.remaining = first.remaining;
             total.results = first.results;
             while !dry_run && total.remaining > 0 {
-                let next = cancel_call(m, body.clone()).await?;
+                if confirmed.is_some() {
+                    body["expected"] = json!(total.remaining);
+                }
+                let next = match cancel_call(m, body.clone()).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        total.interrupted = Some(e.to_string());
+                        break;
+                    }
+                };
                 let progressed = next.results.iter().any(|r| r.outcome == "cancelled");
                 total.remaining = next.remaining;
                 total.results.extend(next.results);

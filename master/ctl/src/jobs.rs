@@ -162,7 +162,7 @@ pub async fn cancel(m: &Master, fmt: Format, a: CancelArgs) -> Result<u8, CliErr
                 .into(),
         ));
     };
-    let preview = api::cancel_jobs(m, &target, true).await?;
+    let preview = api::cancel_jobs(m, &target, true, None).await?;
     if a.dry_run || preview.matched == 0 {
         if fmt == Format::Text {
             if a.dry_run {
@@ -175,10 +175,15 @@ pub async fn cancel(m: &Master, fmt: Format, a: CancelArgs) -> Result<u8, CliErr
         }
         return Ok(exit::OK);
     }
-    if !a.yes {
+    // A number confirmed on the terminal is a promise: the master is told to cancel
+    // nothing if the filter matches another number of jobs by now.
+    let confirmed = if a.yes {
+        None
+    } else {
         confirm(preview.matched)?;
-    }
-    let outcome = api::cancel_jobs(m, &target, false).await?;
+        Some(preview.matched)
+    };
+    let outcome = api::cancel_jobs(m, &target, false, confirmed).await?;
     if fmt == Format::Text {
         for r in outcome.results.iter().filter(|r| r.outcome == "cancelled") {
             output::line(&format!("cancel requested: {}", r.job_id));
@@ -200,6 +205,10 @@ pub async fn cancel(m: &Master, fmt: Format, a: CancelArgs) -> Result<u8, CliErr
             }
             other => eprintln!("meridianctl: job {}: {other}", r.job_id),
         }
+    }
+    if let Some(why) = &outcome.interrupted {
+        eprintln!("meridianctl: the cancel stopped: {why}");
+        code = exit::ERROR;
     }
     if outcome.remaining > 0 {
         eprintln!(

@@ -121,7 +121,7 @@ impl FilterSpec {
             name: self.name.clone(),
             created_after: instant("created_after", &self.created_after)?,
             created_before: instant("created_before", &self.created_before)?,
-            exclude_final: false,
+            cancellable: false,
         })
     }
 
@@ -288,14 +288,15 @@ pub struct CancelMany {
     #[serde(default)]
     #[schema(min_items = 1, max_items = 1000)]
     pub ids: Option<Vec<String>>,
-    /// Jobs to cancel by filter; jobs already in a final state are never selected.
+    /// Jobs to cancel by filter; jobs already final, or whose cancel was already
+    /// requested, are never selected.
     #[serde(default)]
     pub filter: Option<FilterSpec>,
     /// Answer only how many jobs would be cancelled.
     #[serde(default)]
     pub dry_run: bool,
     /// With `filter`: the count the caller confirmed (a dry run's `matched`). If the
-    /// filter now matches another number of unfinished jobs (one created since, say),
+    /// filter now selects another number of jobs (one created since, say),
     /// nothing is cancelled and the answer is 409 with both counts.
     #[serde(default)]
     #[schema(minimum = 0)]
@@ -321,7 +322,8 @@ pub struct CancelItem {
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelManyAnswer {
     pub dry_run: bool,
-    /// Jobs selected: ids given, or jobs matching the filter that are not final.
+    /// Jobs selected: ids given, or jobs matching the filter that are neither final
+    /// nor already being cancelled.
     pub matched: i64,
     /// Each job's outcome; empty on a dry run.
     pub results: Vec<CancelItem>,
@@ -374,11 +376,11 @@ async fn cancel_many(
                 ));
             }
             let mut f = spec.to_filter()?;
-            f.exclude_final = true;
+            f.cancellable = true;
             let matched = m.store.count_jobs(&f).await.map_err(store_error)?;
             if let Some(expected) = req.expected.filter(|e| *e != matched) {
                 return Err(ApiError::Conflict(format!(
-                    "the filter matches {matched} unfinished job(s) now, not the {expected} \
+                    "the filter selects {matched} job(s) to cancel now, not the {expected} \
                      confirmed; nothing was cancelled"
                 )));
             }

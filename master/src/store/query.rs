@@ -23,8 +23,10 @@ pub struct JobFilter {
     pub created_after: Option<i64>,
     /// Created strictly before, epoch milliseconds.
     pub created_before: Option<i64>,
-    /// Leave out jobs in a final state (what a bulk cancel selects).
-    pub exclude_final: bool,
+    /// Only jobs a bulk cancel can still act on: not in a final state, and no
+    /// cancel requested yet (a job being cancelled is not selected again, so each
+    /// call of a long bulk cancel moves on to the next jobs).
+    pub cancellable: bool,
 }
 
 /// The order of a list; ties are broken by job id in the same direction.
@@ -99,7 +101,7 @@ impl Sql {
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         // Every value is a bind parameter; the text holds only fixed fragments and
-        // `$n` placeholders (the state list of `exclude_final` is a constant).
+        // `$n` placeholders (the state list of `cancellable` is a constant).
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.text.clone()));
         for a in &self.args {
             q = match a {
@@ -121,9 +123,9 @@ fn where_clause(sql: &mut Sql, f: &JobFilter, after: Option<&JobKey>, sort: JobS
             .collect();
         conds.push(format!("state IN ({})", list.join(", ")));
     }
-    if f.exclude_final {
+    if f.cancellable {
         conds.push(format!(
-            "state NOT IN ({})",
+            "state NOT IN ({}) AND cancel_requested = 0",
             FINAL_STATES.map(|s| format!("'{s}'")).join(", ")
         ));
     }
