@@ -127,6 +127,58 @@ async fn a_job_across_two_sites_completes_with_the_seeded_counts() {
     }
     assert_eq!(total, view["findings"]["total"].as_i64().unwrap());
     assert_eq!(sites_seen.len(), 2);
+
+    // Filtered by classifier, the sites filter: every page but the last is full, and
+    // the counts add up to the view's.
+    let by_classifier = view["findings"]["by_classifier"].as_object().unwrap();
+    assert!(by_classifier.len() > 1, "{view}");
+    for (classifier, want) in by_classifier {
+        let mut cursor: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (code, page) = mesh
+                .get(&format!(
+                    "/api/v1/jobs/{id}/findings?limit=7&classifier={classifier}{after}"
+                ))
+                .await;
+            assert_eq!(code, 200, "{page}");
+            let items = page["items"].as_array().unwrap();
+            assert!(
+                items.iter().all(|f| f["classifier"] == *classifier),
+                "{page}"
+            );
+            total += items
+                .iter()
+                .map(|f| f["count"].as_i64().unwrap())
+                .sum::<i64>();
+            match page["next_cursor"].as_str() {
+                Some(c) => {
+                    assert_eq!(items.len(), 7, "a short page before the last: {page}");
+                    cursor = Some(c.to_owned());
+                }
+                None => break,
+            }
+        }
+        assert_eq!(Some(total), want.as_i64(), "{classifier}");
+        // The site itself answers only that classifier.
+        let (code, page) = mesh
+            .site_get(
+                "london",
+                &format!("/jobs/{id}/findings?classifier={classifier}"),
+            )
+            .await;
+        assert_eq!(code, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(
+            items.iter().all(|f| f["classifier"] == *classifier),
+            "{page}"
+        );
+    }
+    let (code, body) = mesh
+        .site_get("london", &format!("/jobs/{id}/findings?classifier="))
+        .await;
+    assert_eq!(code, 422, "an empty filter is refused: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,8 +17,8 @@ use meridian_config::{ConfigLayers, SystemConfig};
 use meridian_engine::reports;
 use meridian_service::worker_token as token;
 use meridian_store::{
-    ClaimedTask, Completion, DiscoveryBatch, FailOutcome, FailureKind, HeartbeatOutcome, Lease,
-    LeaseSpec, NewFinding, NewObject, ObjectResult, ReportOutcome, Store,
+    ClaimedTask, Completion, DiscoveryBatch, FailOutcome, FailureKind, FindingsRange,
+    HeartbeatOutcome, Lease, LeaseSpec, NewFinding, NewObject, ObjectResult, ReportOutcome, Store,
 };
 use meridian_tests::Backend;
 use meridian_tests::process::{SiteProcess, free_port};
@@ -214,9 +214,10 @@ impl Leased {
         self.site
             .app
             .store
-            .findings_page(&self.job, 0, 1000)
+            .findings_page(&self.job, &FindingsRange::after(0, 1000))
             .await
             .unwrap()
+            .rows
             .len()
     }
 }
@@ -527,8 +528,12 @@ async fn the_worker_api_answers_a_report_about_another_object_with_422_naming_it
     let (code, body) = o.call("/complete_task", &complete, &cred).await;
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["error"]["code"], "invalid", "{body}");
-    let findings = o.store.findings_page(&job, 0, 10).await.unwrap();
-    assert!(findings.is_empty());
+    let findings = o
+        .store
+        .findings_page(&job, &FindingsRange::after(0, 10))
+        .await
+        .unwrap();
+    assert!(findings.rows.is_empty());
     let beat = json!({ "worker_id": "w", "task_id": discovery["task_id"], "lease_token": discovery["lease_token"] });
     assert_eq!(o.call("/report_heartbeat", &beat, &cred).await.0, 200);
     o.stop().await;

@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use meridian_store::{
-    Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, HeartbeatOutcome, LeaseSpec,
-    NewFinding, NewObject, ObjectResult, ReportOutcome, Store, TaskBounds,
+    Completion, CreateOutcome, DiscoveryBatch, FailOutcome, Failure, FindingRow, FindingsRange,
+    HeartbeatOutcome, LeaseSpec, NewFinding, NewObject, ObjectResult, ReportOutcome, Store,
+    TaskBounds,
 };
 use meridian_tests::store::{
     TestStore as Db, in_memory_sqlite, lease_of, lease_spec, new_job, open,
@@ -758,7 +759,7 @@ async fn findings_are_unique_and_paginate(db: Db) {
         let findings = (1..=5)
             .map(|line| NewFinding {
                 object_id,
-                classifier: "us_ssn".into(),
+                classifier: if line % 2 == 0 { "email" } else { "us_ssn" }.into(),
                 location: format!("line:{line}"),
                 count: 2,
                 masked_sample: "***-**-6789".into(),
@@ -778,23 +779,71 @@ async fn findings_are_unique_and_paginate(db: Db) {
     }
     s.complete(&batch).await.unwrap();
     let counts = s.job_counts("j1", 1000).await.unwrap();
-    assert_eq!(counts.findings, [("us_ssn".to_owned(), 30)]);
+    assert_eq!(
+        counts.findings,
+        [("email".to_owned(), 12), ("us_ssn".to_owned(), 18)]
+    );
     assert_eq!(counts.objects_by_outcome, [("COMPLETE".to_owned(), 3)]);
-    let mut after = 0;
-    let mut seen = Vec::new();
-    loop {
-        let page = s.findings_page("j1", after, 4).await.unwrap();
-        if page.is_empty() {
-            break;
-        }
-        after = page.last().unwrap().id;
-        seen.extend(page);
-    }
-    assert_eq!(seen.len(), 15);
+    let all = all_findings(s.as_ref(), &FindingsRange::after(0, 4)).await;
+    assert_eq!(all.len(), 15);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     assert!(
-        seen.iter()
+        all.iter()
             .all(|f| f.object_key.starts_with("obj") && f.data_source_id == "ds1")
     );
+    // Filtered pages hold only what matches, exactly once, in id order, however
+    // short the run of findings a page may read.
+    for scan_limit in [1, 3, 4, 1000] {
+        let only = |classifier: Option<&str>, data_source: Option<&str>| FindingsRange {
+            classifier: classifier.map(str::to_owned),
+            data_source: data_source.map(str::to_owned),
+            scan_limit,
+            ..FindingsRange::after(0, 2)
+        };
+        let ssn = all_findings(s.as_ref(), &only(Some("us_ssn"), None)).await;
+        let want: Vec<_> = all
+            .iter()
+            .filter(|f| f.classifier == "us_ssn")
+            .cloned()
+            .collect();
+        assert_eq!(ssn, want, "scan limit {scan_limit}");
+        let both = all_findings(s.as_ref(), &only(Some("email"), Some("ds1"))).await;
+        assert_eq!(both.len(), 6, "scan limit {scan_limit}");
+        let none = all_findings(s.as_ref(), &only(None, Some("ds2"))).await;
+        assert!(none.is_empty(), "scan limit {scan_limit}");
+    }
+    // A page stops at its scan limit: a classifier that matches nothing in the first
+    // three findings answers no row, and where to go on.
+    let page = s
+        .findings_page(
+            "j1",
+            &FindingsRange {
+                classifier: Some("nothing".into()),
+                scan_limit: 3,
+                ..FindingsRange::after(0, 10)
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.rows.is_empty());
+    assert_eq!(page.scanned_to, Some(all[2].id));
+}
+
+/// Every finding of job j1 in `range`, page after page from its cursor.
+async fn all_findings(s: &dyn Store, range: &FindingsRange) -> Vec<FindingRow> {
+    let mut range = range.clone();
+    let mut seen = Vec::new();
+    loop {
+        let page = s.findings_page("j1", &range).await.unwrap();
+        let full = page.rows.len() as i64 == range.limit;
+        let last = page.rows.last().map(|f| f.id);
+        seen.extend(page.rows);
+        range.after_id = match (full, last, page.scanned_to) {
+            (true, Some(id), _) => id,
+            (_, _, Some(to)) => to,
+            _ => return seen,
+        };
+    }
 }
 
 async fn node_leases_are_handed_back(db: Db) {

@@ -195,11 +195,49 @@ pub(crate) async fn request_cancel(s: &SqlStore, id: &str) -> StoreResult<Option
 pub(crate) async fn findings_page(
     s: &SqlStore,
     job_id: &str,
-    after_id: i64,
-    limit: i64,
-) -> StoreResult<Vec<FindingRow>> {
+    r: &FindingsRange,
+) -> StoreResult<FindingsPage> {
     let mut conn = s.db.read().await?;
-    conn.link()
-        .all(q::FINDINGS_PAGE, args![job_id, after_id, limit])
-        .await
+    if !r.is_filtered() {
+        let rows = conn
+            .link()
+            .all(q::FINDINGS_PAGE, args![job_id, r.after_id, r.limit])
+            .await?;
+        return Ok(FindingsPage {
+            rows,
+            scanned_to: None,
+        });
+    }
+    // The id of the scan_limit-th finding past the cursor bounds the filtered read,
+    // so a classifier that matches nothing still reads a bounded run of the index.
+    let scan_end = conn
+        .link()
+        .column::<i64>(
+            q::FINDINGS_SCAN_END,
+            args![job_id, r.after_id, r.scan_limit.max(1) - 1],
+        )
+        .await?
+        .first()
+        .copied();
+    let rows = conn
+        .link()
+        .all(
+            q::FINDINGS_PAGE_FILTERED,
+            args![
+                job_id,
+                r.after_id,
+                scan_end.unwrap_or(i64::MAX),
+                r.classifier.as_deref(),
+                r.data_source.as_deref(),
+                r.limit
+            ],
+        )
+        .await?;
+    // A full page ends at its last row; a short one read up to the scan end.
+    let scanned_to = if rows.len() as i64 >= r.limit {
+        None
+    } else {
+        scan_end
+    };
+    Ok(FindingsPage { rows, scanned_to })
 }

@@ -122,13 +122,9 @@ pub trait Store: Send + Sync + 'static {
     /// job as it is afterwards, `None` for an unknown id.
     async fn request_cancel(&self, id: &str) -> StoreResult<Option<JobRow>>;
 
-    /// Findings of a job with ids above `after_id`.
-    async fn findings_page(
-        &self,
-        job_id: &str,
-        after_id: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<FindingRow>>;
+    /// One page of a job's findings, in id order (see [`FindingsRange`]).
+    async fn findings_page(&self, job_id: &str, range: &FindingsRange)
+    -> StoreResult<FindingsPage>;
 
     // ---- the queue ---------------------------------------------------------------
 

@@ -95,6 +95,51 @@ pub struct JobCounts {
     pub stalled_tasks: i64,
 }
 
+/// Which of a job's findings one page reads: those with ids above `after_id`, at most
+/// `limit`, optionally only of one classifier and one data source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingsRange {
+    pub after_id: i64,
+    pub limit: i64,
+    pub classifier: Option<String>,
+    pub data_source: Option<String>,
+    /// With a filter, the most findings of the job one page reads past `after_id`,
+    /// matching or not, so that a rare classifier costs a bounded scan per page.
+    pub scan_limit: i64,
+}
+
+impl FindingsRange {
+    /// The most findings a filtered page reads by default.
+    pub const SCAN_LIMIT: i64 = 20_000;
+
+    /// Every finding above `after_id`, at most `limit`.
+    pub fn after(after_id: i64, limit: i64) -> FindingsRange {
+        FindingsRange {
+            after_id,
+            limit,
+            classifier: None,
+            data_source: None,
+            scan_limit: FindingsRange::SCAN_LIMIT,
+        }
+    }
+
+    /// Whether only some findings are wanted (and so at most `scan_limit` are read).
+    pub fn is_filtered(&self) -> bool {
+        self.classifier.is_some() || self.data_source.is_some()
+    }
+}
+
+/// One page of a job's findings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FindingsPage {
+    /// In id order.
+    pub rows: Vec<FindingRow>,
+    /// When a filtered page stopped at its scan limit: the last finding id it read.
+    /// Findings above it were not looked at, so the next page starts there even if
+    /// this one holds fewer than `limit` rows (or none).
+    pub scanned_to: Option<i64>,
+}
+
 /// A row of `findings` joined with its object.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct FindingRow {

@@ -151,10 +151,9 @@ impl Store for SqlStore {
     async fn findings_page(
         &self,
         job_id: &str,
-        after_id: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<FindingRow>> {
-        jobs::findings_page(self, job_id, after_id, limit).await
+        range: &FindingsRange,
+    ) -> StoreResult<FindingsPage> {
+        jobs::findings_page(self, job_id, range).await
     }
 
     async fn pending_task_ids(

@@ -61,16 +61,21 @@ struct Query {
     data_source: Option<String>,
 }
 
-/// The filter of a findings page or export. The sites do not filter, so the master
-/// keeps the matching rows of each page it reads; a data source belongs to one site,
-/// so only that site is read.
+/// The filter of a findings page or export. The sites filter (a filtered site page
+/// reads a bounded run of the job's findings, so it may be short or empty while it
+/// has a cursor); the master checks each row again, as a site of the release before
+/// does not filter. A data source belongs to one site, so only that site is read.
 #[derive(Debug, Clone, Default)]
-struct Only {
+pub struct Only {
     classifier: Option<String>,
     data_source: Option<String>,
 }
 
 impl Only {
+    fn is_empty(&self) -> bool {
+        self.classifier.is_none() && self.data_source.is_none()
+    }
+
     fn keeps(&self, f: &Finding) -> bool {
         self.classifier.as_ref().is_none_or(|c| *c == f.classifier)
             && self
@@ -81,7 +86,8 @@ impl Only {
 }
 
 /// Site pages one JSON page may read while a filter skips rows; past that it answers
-/// what it has with a cursor, so one request stays short.
+/// what it has with a cursor, so one request stays short (a filtering site reads at
+/// most 20,000 findings a page, so one request looks through up to 400,000).
 const MAX_SITE_CALLS: usize = 20;
 
 /// A finding and the site it was found at.
@@ -101,13 +107,21 @@ fn parse_cursor(c: &str) -> Result<(String, Option<String>), ApiError> {
 }
 
 /// The site path of one page of findings; the site's cursor is opaque to the master,
-/// so it is escaped rather than trusted to be URL-safe.
-pub fn site_findings_path(job_id: &str, want: i64, cursor: Option<&str>) -> String {
+/// so it is escaped rather than trusted to be URL-safe, like the filter's values.
+pub fn site_findings_path(job_id: &str, want: i64, cursor: Option<&str>, only: &Only) -> String {
     let id = utf8_percent_encode(job_id, NON_ALPHANUMERIC);
     let mut path = format!("/jobs/{id}/findings?limit={want}");
-    if let Some(c) = cursor {
-        path.push_str("&cursor=");
-        path.push_str(&utf8_percent_encode(c, NON_ALPHANUMERIC).to_string());
+    for (key, value) in [
+        ("cursor", cursor),
+        ("classifier", only.classifier.as_deref()),
+        ("data_source", only.data_source.as_deref()),
+    ] {
+        if let Some(v) = value {
+            path.push_str(&format!(
+                "&{key}={}",
+                utf8_percent_encode(v, NON_ALPHANUMERIC)
+            ));
+        }
     }
     path
 }
@@ -129,20 +143,28 @@ fn format_of(q: Option<Format>, headers: &HeaderMap) -> Format {
     }
 }
 
-/// One page of one site's findings (an unknown job there is an empty page).
+/// One page of one site's findings, filtered there by `only` (an unknown job there is
+/// an empty page). A site of the release before knows no filter and refuses it with
+/// 400; it is asked again without one, and the caller filters.
 async fn site_page(
     m: &MasterState,
     id: &str,
     site: &str,
     cursor: Option<&str>,
     want: i64,
+    only: &Only,
 ) -> Result<Page<Finding>, ApiError> {
     let client = m
         .clients
         .get(site)
         .ok_or_else(|| ApiError::Unavailable(format!("site `{site}` is not configured")))?;
-    let url = client.endpoint(&site_findings_path(id, want, cursor));
-    match site_reply::read::<Page<Finding>>(client.http.get(url).send().await).await {
+    let url = client.endpoint(&site_findings_path(id, want, cursor, only));
+    let mut reply = site_reply::read::<Page<Finding>>(client.http.get(url).send().await).await;
+    if matches!(reply, SiteReply::Refused { status: 400, .. }) && !only.is_empty() {
+        let url = client.endpoint(&site_findings_path(id, want, cursor, &Only::default()));
+        reply = site_reply::read::<Page<Finding>>(client.http.get(url).send().await).await;
+    }
+    match reply {
         SiteReply::Ok(p) => Ok(p),
         SiteReply::Refused { status: 404, .. } => Ok(Page {
             items: vec![],
@@ -248,7 +270,7 @@ async fn findings(
         calls += 1;
         let site = &sites[index];
         let want = limit - items.len() as i64;
-        let page = site_page(&m, &id, site, site_cursor.as_deref(), want).await?;
+        let page = site_page(&m, &id, site, site_cursor.as_deref(), want, &only).await?;
         items.extend(
             page.items
                 .into_iter()
@@ -338,7 +360,15 @@ async fn export(
         let Some(site) = w.sites.get(w.index).cloned() else {
             return Ok(None);
         };
-        let page = site_page(&w.m, &w.id, &site, w.cursor.as_deref(), EXPORT_PAGE).await?;
+        let page = site_page(
+            &w.m,
+            &w.id,
+            &site,
+            w.cursor.as_deref(),
+            EXPORT_PAGE,
+            &w.only,
+        )
+        .await?;
         match page.next_cursor {
             Some(c) => w.cursor = Some(c),
             None => {
@@ -405,11 +435,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_site_cursor_is_escaped_in_the_query() {
-        let p = site_findings_path("j1", 10, Some("a&limit=1000 #x"));
+    fn a_site_cursor_and_the_filter_are_escaped_in_the_query() {
+        let p = site_findings_path("j1", 10, Some("a&limit=1000 #x"), &Only::default());
         assert_eq!(
             p,
             "/jobs/j1/findings?limit=10&cursor=a%26limit%3D1000%20%23x"
+        );
+        let only = Only {
+            classifier: Some("us_ssn&x=1".into()),
+            data_source: Some("ds 1".into()),
+        };
+        assert_eq!(
+            site_findings_path("j1", 10, None, &only),
+            "/jobs/j1/findings?limit=10&classifier=us%5Fssn%26x%3D1&data_source=ds%201"
         );
     }
 

@@ -12,6 +12,7 @@ use super::object_key::Outward;
 use super::{ApiError, AppState};
 use meridian_engine::jobs;
 use meridian_service::extract::{ApiJson, ApiQuery};
+use meridian_store::FindingsRange;
 
 /// The routes as served (the document is built from [`routes`]).
 pub fn router() -> axum::Router<AppState> {
@@ -198,9 +199,17 @@ struct FindingsQuery {
     /// Page size, 1..=1000; 100 when absent.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// Only findings of this classifier.
+    #[param(min_length = 1, max_length = 200)]
+    classifier: Option<String>,
+    /// Only findings in this data source.
+    #[param(min_length = 1, max_length = 200)]
+    data_source: Option<String>,
 }
 
-/// A job's masked findings, one page at a time.
+/// A job's masked findings, one page at a time. A filtered page reads at most
+/// 20,000 of the job's findings: it may hold fewer than `limit` findings, even none,
+/// while `next_cursor` says where the next one goes on.
 #[utoipa::path(
     get, path = "/jobs/{job_id}/findings", tag = "jobs",
     params(("job_id" = String, Path, description = "The job's id"), FindingsQuery),
@@ -216,10 +225,29 @@ async fn list_findings(
 ) -> Result<Json<Page<Finding>>, ApiError> {
     let limit = page_limit(q.limit, 1000)?;
     let after = parse_cursor(q.cursor.as_deref())?;
+    for (field, v) in [
+        ("classifier", &q.classifier),
+        ("data_source", &q.data_source),
+    ] {
+        if v.as_ref()
+            .is_some_and(|v| v.is_empty() || v.chars().count() > 200)
+        {
+            return Err(ApiError::Unprocessable {
+                message: format!("{field} must be 1 to 200 characters"),
+                details: Some(serde_json::json!({ "field": field })),
+            });
+        }
+    }
     if app.store.job(&id).await?.is_none() {
         return Err(ApiError::NotFound(format!("job {id} not found")));
     }
-    let rows = app.store.findings_page(&id, after, limit + 1).await?;
+    let range = FindingsRange {
+        classifier: q.classifier,
+        data_source: q.data_source,
+        ..FindingsRange::after(after, limit + 1)
+    };
+    let page = app.store.findings_page(&id, &range).await?;
+    let rows = page.rows;
     let more = rows.len() as i64 > limit;
     let outward = Outward::new(&app.cfg());
     let items: Vec<Finding> = rows
@@ -239,7 +267,7 @@ async fn list_findings(
     let next_cursor = if more {
         items.last().map(|f| f.finding_id.to_string())
     } else {
-        None
+        page.scanned_to.map(|id| id.to_string())
     };
     Ok(Json(Page { items, next_cursor }))
 }

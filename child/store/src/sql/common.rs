@@ -48,6 +48,20 @@ pub(crate) const FINDINGS_PAGE: &str = "SELECT f.id, o.data_source_id, o.object_
      JOIN discovered_objects o ON o.id = f.object_id \
      WHERE f.job_id = $1 AND f.id > $2 ORDER BY f.id LIMIT $3";
 
+/// The id of the ($3 + 1)-th finding of a job past id $2: where a filtered page stops
+/// reading. No row when fewer remain.
+pub(crate) const FINDINGS_SCAN_END: &str =
+    "SELECT id FROM findings WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT 1 OFFSET $3";
+
+/// A job's findings in (id $2, id $3], only of classifier $4 and data source $5 when
+/// they are not null.
+pub(crate) const FINDINGS_PAGE_FILTERED: &str = "SELECT f.id, o.data_source_id, o.object_key, f.classifier, f.location, \
+     f.count, f.masked_sample, f.confidence FROM findings f \
+     JOIN discovered_objects o ON o.id = f.object_id \
+     WHERE f.job_id = $1 AND f.id > $2 AND f.id <= $3 \
+     AND ($4 IS NULL OR f.classifier = $4) AND ($5 IS NULL OR o.data_source_id = $5) \
+     ORDER BY f.id LIMIT $6";
+
 pub(crate) const PARAMETERS: &str =
     "SELECT scope, key, value FROM system_parameters WHERE scope = 'global' OR scope = $1";
 
