@@ -11,6 +11,8 @@ import { bulkBar } from './bulk.js';
 
 const SORTS = [['-created_at', 'Newest first'], ['created_at', 'Oldest first'], ['name', 'Name']];
 const LIMITS = ['100', '250', '500', '1000'];
+/** Job ids per job_summaries call. */
+const SUMMARY_IDS = 100;
 
 /** The filter in the address, as the API names it. */
 export function filterOf(params) {
@@ -105,10 +107,13 @@ export async function render(main, { params }, ctx) {
       page = await api(`/api/v1/jobs${q({ ...filter, sort, limit, cursor })}`);
       const ids = page.items.map((j) => j.job_id);
       summaries = new Map();
-      if (ids.length) {
-        const lines = await api(`/api/v1/job_summaries${q({ ids: ids.join(',') })}`);
-        lines.forEach((l) => summaries.set(l.job_id, l));
+      // 100 ids a call keep each URL near 4 KB: a page of 1,000 in one URL (~40 KB)
+      // is refused by proxies in front of the master (ingress-nginx allows 8 KB).
+      const calls = [];
+      for (let i = 0; i < ids.length; i += SUMMARY_IDS) {
+        calls.push(api(`/api/v1/job_summaries${q({ ids: ids.slice(i, i + SUMMARY_IDS).join(',') })}`));
       }
+      (await Promise.all(calls)).flat().forEach((l) => summaries.set(l.job_id, l));
       replace(err);
       paintRows();
       const next = page.next_cursor;
