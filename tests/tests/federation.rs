@@ -142,12 +142,7 @@ async fn a_job_across_two_sites_completes_with_the_seeded_counts() {
                     "/api/v1/jobs/{id}/findings?limit=7&classifier={classifier}{after}"
                 ))
                 .await;
-            assert_eq!(code, 200, "{page}");
-            let items = page["items"].as_array().unwrap();
-            assert!(
-                items.iter().all(|f| f["classifier"] == *classifier),
-                "{page}"
-            );
+            let items = items_of(code, &page, classifier);
             total += items
                 .iter()
                 .map(|f| f["count"].as_i64().unwrap())
@@ -168,17 +163,23 @@ async fn a_job_across_two_sites_completes_with_the_seeded_counts() {
                 &format!("/jobs/{id}/findings?classifier={classifier}"),
             )
             .await;
-        assert_eq!(code, 200, "{page}");
-        let items = page["items"].as_array().unwrap();
-        assert!(
-            items.iter().all(|f| f["classifier"] == *classifier),
-            "{page}"
-        );
+        items_of(code, &page, classifier);
     }
     let (code, body) = mesh
         .site_get("london", &format!("/jobs/{id}/findings?classifier="))
         .await;
     assert_eq!(code, 422, "an empty filter is refused: {body}");
+}
+
+/// The items of a findings page answered 200, each of `classifier`.
+fn items_of<'a>(code: u16, page: &'a Value, classifier: &str) -> &'a Vec<Value> {
+    assert_eq!(code, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert!(
+        items.iter().all(|f| f["classifier"] == classifier),
+        "{page}"
+    );
+    items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
