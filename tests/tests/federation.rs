@@ -168,7 +168,7 @@ async fn a_job_across_two_sites_completes_with_the_seeded_counts() {
     let (code, body) = mesh
         .site_get("london", &format!("/jobs/{id}/findings?classifier="))
         .await;
-    assert_eq!(code, 422, "an empty filter is refused: {body}");
+    assert_eq!(code, 400, "an empty filter is refused: {body}");
 }
 
 /// The items of a findings page answered 200, each of `classifier`.

@@ -232,10 +232,9 @@ async fn list_findings(
         if v.as_ref()
             .is_some_and(|v| v.is_empty() || v.chars().count() > 200)
         {
-            return Err(ApiError::Unprocessable {
-                message: format!("{field} must be 1 to 200 characters"),
-                details: Some(serde_json::json!({ "field": field })),
-            });
+            return Err(ApiError::BadRequest(format!(
+                "{field} must be 1 to 200 characters"
+            )));
         }
     }
     if app.store.job(&id).await?.is_none() {
