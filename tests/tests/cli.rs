@@ -1,8 +1,9 @@
 //! `meridianctl` against a real local federation (a `meridian-master` and two
 //! `meridian-child` sites over mutual TLS): create, list, show, watch (piped and in
 //! a pseudo-terminal), findings as CSV and JSON lines, cancel by filter with
-//! `--dry-run`, a confirmation on a terminal that no longer holds, and `--yes`, the exit codes of COMPLETED, FAILED and CANCELLED jobs,
-//! refused tokens, an unreachable master and the config file's place in the layers.
+//! `--dry-run`, a confirmation on a terminal that no longer holds, and `--yes`, the
+//! exit codes of COMPLETED, FAILED and CANCELLED jobs, refused tokens, an unreachable
+//! master and the config file's place in the layers.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
