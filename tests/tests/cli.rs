@@ -88,6 +88,14 @@ impl Ctl {
         run(cmd).await
     }
 
+    /// `-o json jobs create --name name -d sources`.
+    async fn create(&self, name: &str, sources: &str) -> Run {
+        self.run(&[
+            "-o", "json", "jobs", "create", "--name", name, "-d", sources,
+        ])
+        .await
+    }
+
     /// Same, with `key` set (or, with an empty value, removed) in the environment.
     async fn run_env(&self, args: &[&str], key: &str, value: &str) -> Run {
         let mut cmd = self.command(&self.bin, args);
@@ -218,18 +226,7 @@ async fn run(mut cmd: Command) -> Run {
 /// Creates `nightly-n` over tokyo's slow source and waits until it runs; its id.
 async fn start_nightly(op: &Ctl, mesh: &Mesh, n: u32) -> String {
     let name = format!("nightly-{n}");
-    let r = op
-        .run(&[
-            "-o",
-            "json",
-            "jobs",
-            "create",
-            "--name",
-            &name,
-            "-d",
-            "ds_tokyo_slow",
-        ])
-        .await;
+    let r = op.create(&name, "ds_tokyo_slow").await;
     let id = r.json()["job_id"].as_str().unwrap().to_owned();
     mesh.wait_view(&id, Duration::from_secs(60), |v| v["state"] == "RUNNING")
         .await;
@@ -309,18 +306,7 @@ async fn meridianctl_drives_a_federation() {
     assert_eq!(r.json().as_array().unwrap().len(), 2, "{r:#?}");
 
     // Create a job across both sites.
-    let r = op
-        .run(&[
-            "-o",
-            "json",
-            "jobs",
-            "create",
-            "--name",
-            "cli two sites",
-            "-d",
-            "ds_london_01,ds_tokyo_01",
-        ])
-        .await;
+    let r = op.create("cli two sites", "ds_london_01,ds_tokyo_01").await;
     assert_eq!(r.code, 0, "{r:#?}");
     let job = r.json()["job_id"].as_str().unwrap().to_owned();
     assert_eq!(r.json()["sites"].as_array().unwrap().len(), 2);
@@ -447,18 +433,7 @@ async fn meridianctl_drives_a_federation() {
     );
 
     // Watched in a terminal: one bar per site and the totals, redrawn, then the final state.
-    let r = op
-        .run(&[
-            "-o",
-            "json",
-            "jobs",
-            "create",
-            "--name",
-            "cli terminal",
-            "-d",
-            "ds_london_01,ds_tokyo_01",
-        ])
-        .await;
+    let r = op.create("cli terminal", "ds_london_01,ds_tokyo_01").await;
     let job2 = r.json()["job_id"].as_str().unwrap().to_owned();
     let r = op
         .run_in_terminal(&format!("jobs watch {job2} --interval 200ms --timeout 90s"))
@@ -483,18 +458,7 @@ async fn meridianctl_drives_a_federation() {
     );
 
     // A job whose every object fails: FAILED, exit 7 from watch and show.
-    let r = op
-        .run(&[
-            "-o",
-            "json",
-            "jobs",
-            "create",
-            "--name",
-            "cli broken",
-            "-d",
-            "ds_london_bad",
-        ])
-        .await;
+    let r = op.create("cli broken", "ds_london_bad").await;
     let broken = r.json()["job_id"].as_str().unwrap().to_owned();
     let r = op
         .run(&[
@@ -599,18 +563,7 @@ async fn meridianctl_drives_a_federation() {
         r.stderr.starts_with("meridianctl: not found (HTTP 404)"),
         "{r:#?}"
     );
-    let r = op
-        .run(&[
-            "-o",
-            "json",
-            "jobs",
-            "create",
-            "--name",
-            "x",
-            "-d",
-            "ds_nowhere",
-        ])
-        .await;
+    let r = op.create("x", "ds_nowhere").await;
     assert_eq!(r.code, 1, "{r:#?}");
     assert_eq!(
         serde_json::from_str::<Value>(r.stderr.trim()).unwrap()["error"]["http_status"],

@@ -66,7 +66,7 @@ struct Query {
 /// has a cursor); the master checks each row again, as a site of the release before
 /// does not filter. A data source belongs to one site, so only that site is read.
 #[derive(Debug, Clone, Default)]
-pub struct Only {
+struct Only {
     classifier: Option<String>,
     data_source: Option<String>,
 }
@@ -108,7 +108,7 @@ fn parse_cursor(c: &str) -> Result<(String, Option<String>), ApiError> {
 
 /// The site path of one page of findings; the site's cursor is opaque to the master,
 /// so it is escaped rather than trusted to be URL-safe, like the filter's values.
-pub fn site_findings_path(job_id: &str, want: i64, cursor: Option<&str>, only: &Only) -> String {
+fn site_findings_path(job_id: &str, want: i64, cursor: Option<&str>, only: &Only) -> String {
     let id = utf8_percent_encode(job_id, NON_ALPHANUMERIC);
     let mut path = format!("/jobs/{id}/findings?limit={want}");
     for (key, value) in [

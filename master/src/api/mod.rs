@@ -27,7 +27,6 @@ use crate::app::Master;
 use crate::store::StoreError;
 
 pub use auth::Caller;
-pub use findings::site_findings_path;
 pub use list::{CancelManyAnswer, JobSummary};
 pub use whoami::Identity;
 
